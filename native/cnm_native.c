@@ -1,0 +1,489 @@
+/*
+ * cnm_native: the few things Node cannot do itself, for src/kernel/.
+ *
+ * - openNetlink: a netlink socket that lives in a given network namespace.
+ * - netnsCreate / netnsDelete / makeSharedDir: namespaces bound to files, as `ip netns` does.
+ * - openInNetns: open a file (e.g. /proc/sys/net/...) as seen from inside a namespace.
+ * - nftRun: libnftables in-process (200x cheaper than spawning `nft`).
+ *
+ * Namespace rule: the calling JS thread never changes namespace. Everything that needs setns()
+ * or unshare() runs on a short-lived pthread that dies afterwards, so its namespace goes with it.
+ * A socket keeps the namespace it was created in, so the fd stays valid on any thread.
+ *
+ * Every function is synchronous and throws a JS Error with `.code` (errno name) and `.errno`.
+ * Only node_api.h is used; libnftables is declared here because Debian ships no -dev header in
+ * the runtime package.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+/* ---- libnftables (libnftables.so.1), prototypes from nftables/libnftables.h ---- */
+struct nft_ctx;
+extern struct nft_ctx *nft_ctx_new(uint32_t flags);
+extern void nft_ctx_free(struct nft_ctx *ctx);
+extern int nft_ctx_buffer_output(struct nft_ctx *ctx);
+extern int nft_ctx_buffer_error(struct nft_ctx *ctx);
+extern const char *nft_ctx_get_output_buffer(struct nft_ctx *ctx);
+extern const char *nft_ctx_get_error_buffer(struct nft_ctx *ctx);
+extern int nft_run_cmd_from_buffer(struct nft_ctx *nft, const char *buf);
+extern void nft_ctx_output_set_flags(struct nft_ctx *ctx, unsigned int flags);
+#define NFT_CTX_DEFAULT 0
+#define NFT_CTX_OUTPUT_JSON (1 << 4)
+
+#define NL_RCVBUF (4 * 1024 * 1024)
+#define PATH_BUF 4096
+
+/* ---- errors ---- */
+
+/* Throws Error(message) with .code = errno name and .errno = err. */
+static void throw_errno(napi_env env, int err, const char *what, const char *path) {
+  const char *name = strerrorname_np(err);
+  char msg[PATH_BUF + 256];
+  if (path != NULL)
+    snprintf(msg, sizeof msg, "%s \"%s\": %s (%s)", what, path, strerror(err),
+             name ? name : "EUNKNOWN");
+  else
+    snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), name ? name : "EUNKNOWN");
+  napi_value code, text, error, num;
+  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  napi_create_int32(env, err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  napi_throw(env, error);
+}
+
+static void throw_type(napi_env env, const char *msg) { napi_throw_type_error(env, NULL, msg); }
+
+/* ---- argument helpers ---- */
+
+/* Reads a string argument; null/undefined gives an empty string and *present = false. */
+static bool get_path(napi_env env, napi_value v, char *buf, size_t len, bool *present) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_null || t == napi_undefined) {
+    if (present == NULL) {
+      throw_type(env, "Expected a string");
+      return false;
+    }
+    *present = false;
+    buf[0] = 0;
+    return true;
+  }
+  if (t != napi_string) {
+    throw_type(env, "Expected a string");
+    return false;
+  }
+  size_t n;
+  napi_get_value_string_utf8(env, v, NULL, 0, &n);
+  if (n + 1 > len) {
+    throw_type(env, "Path is too long");
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, len, &n);
+  if (present) *present = true;
+  return true;
+}
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want) {
+    throw_type(env, "Missing arguments");
+    return false;
+  }
+  return true;
+}
+
+/* ---- short-lived namespace thread ---- */
+
+enum job_kind { JOB_NETLINK, JOB_NETNS_CREATE, JOB_OPEN };
+
+struct job {
+  enum job_kind kind;
+  const char *ns_path; /* NULL: stay in the caller's namespace */
+  const char *path;    /* file to create (JOB_NETNS_CREATE) or open (JOB_OPEN) */
+  int protocol;        /* JOB_NETLINK */
+  int flags;           /* JOB_OPEN */
+  int result;          /* fd, or 0 */
+  int err;             /* errno of the failed step, 0 on success */
+  const char *step;    /* the failed step, for the message */
+};
+
+static int enter_netns(struct job *j) {
+  if (j->ns_path == NULL) return 0;
+  int fd = open(j->ns_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    j->err = errno;
+    j->step = "Cannot open netns";
+    return -1;
+  }
+  if (setns(fd, CLONE_NEWNET) < 0) {
+    j->err = errno;
+    j->step = "Cannot enter netns";
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+static void run_netlink(struct job *j) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, j->protocol);
+  if (fd < 0) {
+    j->err = errno;
+    j->step = "Cannot open netlink socket in";
+    return;
+  }
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    j->err = errno;
+    j->step = "Cannot bind netlink socket in";
+    close(fd);
+    return;
+  }
+  int one = 1;
+  /* Extended ACKs carry the kernel's reason text; CAP_ACK keeps our request out of the error
+   * reply. Both are best effort: old kernels lack them, and the codec copes without. */
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  int size = NL_RCVBUF;
+  /* SO_RCVBUFFORCE ignores rmem_max (we are root); fall back when it is refused. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  j->result = fd;
+}
+
+static void run_netns_create(struct job *j) {
+  int fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (fd < 0) {
+    j->err = errno;
+    j->step = "Cannot create netns file";
+    return;
+  }
+  close(fd);
+  /* A thread may unshare its own network namespace even in a multithreaded process. */
+  if (unshare(CLONE_NEWNET) < 0) {
+    j->err = errno;
+    j->step = "Cannot unshare netns for";
+    unlink(j->path);
+    return;
+  }
+  /* thread-self, not self: only this thread is in the new namespace. */
+  if (mount("/proc/thread-self/ns/net", j->path, "none", MS_BIND, NULL) < 0) {
+    j->err = errno;
+    j->step = "Cannot bind-mount netns onto";
+    unlink(j->path);
+    return;
+  }
+}
+
+static void run_open(struct job *j) {
+  int fd = open(j->path, j->flags | O_CLOEXEC);
+  if (fd < 0) {
+    j->err = errno;
+    j->step = "Cannot open";
+    return;
+  }
+  j->result = fd;
+}
+
+static void *job_main(void *arg) {
+  struct job *j = arg;
+  /* Netns creation must not enter another namespace first: unshare starts from here anyway. */
+  if (j->kind != JOB_NETNS_CREATE && enter_netns(j) < 0) return NULL;
+  switch (j->kind) {
+    case JOB_NETLINK:
+      run_netlink(j);
+      break;
+    case JOB_NETNS_CREATE:
+      run_netns_create(j);
+      break;
+    case JOB_OPEN:
+      run_open(j);
+      break;
+  }
+  return NULL;
+}
+
+/* Runs a job on a fresh pthread and waits; the thread (and its namespace) is then gone. */
+static bool run_job(napi_env env, struct job *j) {
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, job_main, j);
+  if (rc != 0) {
+    throw_errno(env, rc, "Cannot start namespace thread", NULL);
+    return false;
+  }
+  pthread_join(t, NULL);
+  if (j->err != 0) {
+    const char *p = j->kind == JOB_NETLINK ? (j->ns_path ? j->ns_path : "own netns")
+                    : j->kind == JOB_NETNS_CREATE ? j->path
+                    : (j->step && strcmp(j->step, "Cannot open") == 0) ? j->path
+                                                                      : j->ns_path;
+    throw_errno(env, j->err, j->step, p);
+    return false;
+  }
+  return true;
+}
+
+/* openNetlink(protocol: number, nsPath: string | null): number */
+static napi_value OpenNetlink(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t proto;
+  if (napi_get_value_int32(env, argv[0], &proto) != napi_ok) {
+    throw_type(env, "Expected a protocol number");
+    return NULL;
+  }
+  char ns[PATH_BUF];
+  bool has_ns;
+  if (!get_path(env, argv[1], ns, sizeof ns, &has_ns)) return NULL;
+  struct job j = {.kind = JOB_NETLINK, .ns_path = has_ns ? ns : NULL, .protocol = proto};
+  if (!run_job(env, &j)) return NULL;
+  napi_value out;
+  napi_create_int32(env, j.result, &out);
+  return out;
+}
+
+/* netnsCreate(path: string): void */
+static napi_value NetnsCreate(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char path[PATH_BUF];
+  if (!get_path(env, argv[0], path, sizeof path, NULL)) return NULL;
+  struct job j = {.kind = JOB_NETNS_CREATE, .path = path};
+  run_job(env, &j);
+  return NULL;
+}
+
+/* netnsDelete(path: string): boolean — false when there was nothing to remove. */
+static napi_value NetnsDelete(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char path[PATH_BUF];
+  if (!get_path(env, argv[0], path, sizeof path, NULL)) return NULL;
+  bool existed = true;
+  /* MNT_DETACH: processes still holding the namespace keep it; the name goes now.
+   * EINVAL means "not a mount point" (a half-made or already unmounted file), ENOENT "gone":
+   * both leave only the unlink to do. */
+  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+    throw_errno(env, errno, "Cannot unmount netns", path);
+    return NULL;
+  }
+  if (unlink(path) < 0) {
+    if (errno != ENOENT) {
+      throw_errno(env, errno, "Cannot remove netns file", path);
+      return NULL;
+    }
+    existed = false;
+  }
+  napi_value out;
+  napi_get_boolean(env, existed, &out);
+  return out;
+}
+
+static int mkdir_p(char *path) {
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    int rc = mkdir(path, 0755);
+    *p = '/';
+    if (rc < 0 && errno != EEXIST) return -1;
+  }
+  if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* makeSharedDir(dir: string): void — what `ip netns add` does to /run/netns. */
+static napi_value MakeSharedDir(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char dir[PATH_BUF];
+  if (!get_path(env, argv[0], dir, sizeof dir, NULL)) return NULL;
+  if (mkdir_p(dir) < 0) {
+    throw_errno(env, errno, "Cannot create directory", dir);
+    return NULL;
+  }
+  /* Try to make it shared first; EINVAL means it is not a mount point yet (iproute2's trick),
+   * so bind it onto itself and try again. */
+  if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return NULL;
+  if (errno != EINVAL) {
+    throw_errno(env, errno, "Cannot make mount shared", dir);
+    return NULL;
+  }
+  if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) {
+    throw_errno(env, errno, "Cannot bind-mount directory onto itself", dir);
+    return NULL;
+  }
+  if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) {
+    throw_errno(env, errno, "Cannot make mount shared", dir);
+    return NULL;
+  }
+  return NULL;
+}
+
+/* openInNetns(nsPath: string | null, filePath: string, flags: number): number */
+static napi_value OpenInNetns(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char ns[PATH_BUF], path[PATH_BUF];
+  bool has_ns;
+  if (!get_path(env, argv[0], ns, sizeof ns, &has_ns)) return NULL;
+  if (!get_path(env, argv[1], path, sizeof path, NULL)) return NULL;
+  int32_t flags;
+  if (napi_get_value_int32(env, argv[2], &flags) != napi_ok) {
+    throw_type(env, "Expected open flags");
+    return NULL;
+  }
+  struct job j = {.kind = JOB_OPEN, .ns_path = has_ns ? ns : NULL, .path = path, .flags = flags};
+  if (!run_job(env, &j)) return NULL;
+  napi_value out;
+  napi_create_int32(env, j.result, &out);
+  return out;
+}
+
+/* closeFd(fd: number): void — close(2) directly. Node's fs.closeSync in a worker thread warns
+ * about fds it did not open itself ("unmanaged mode"); the addon's fds are ours to close. */
+static napi_value CloseFd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    throw_type(env, "Expected a file descriptor");
+    return NULL;
+  }
+  /* EINTR on close still frees the fd on Linux: never retry. */
+  if (close(fd) < 0 && errno != EINTR) throw_errno(env, errno, "Cannot close file descriptor", NULL);
+  return NULL;
+}
+
+/* ---- libnftables ---- */
+
+/* One nft_ctx per addon instance: an instance belongs to one Node environment, which runs on
+ * one thread, so this is the per-thread context libnftables needs (a ctx is not thread-safe).
+ * It acts in that thread's netns: the daemon's, because the worker never calls setns. */
+struct instance {
+  struct nft_ctx *nft;
+};
+
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct instance *in = data;
+  if (in->nft) nft_ctx_free(in->nft);
+  free(in);
+}
+
+/* nftRun(script: string, json: boolean): { output: string } */
+static napi_value NftRun(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  size_t n;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &n) != napi_ok) {
+    throw_type(env, "Expected an nftables script");
+    return NULL;
+  }
+  bool json = false;
+  napi_get_value_bool(env, argv[1], &json);
+  struct instance *in = NULL;
+  napi_get_instance_data(env, (void **)&in);
+  if (in->nft == NULL) {
+    in->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (in->nft == NULL) {
+      throw_errno(env, ENOMEM, "Cannot create nftables context", NULL);
+      return NULL;
+    }
+    nft_ctx_buffer_output(in->nft);
+    nft_ctx_buffer_error(in->nft);
+  }
+  char *script = malloc(n + 1);
+  if (script == NULL) {
+    throw_errno(env, ENOMEM, "Cannot run nftables script", NULL);
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], script, n + 1, &n);
+  /* With the JSON output flag libnftables parses JSON input first and falls back to text. */
+  nft_ctx_output_set_flags(in->nft, json ? NFT_CTX_OUTPUT_JSON : 0);
+  int rc = nft_run_cmd_from_buffer(in->nft, script);
+  int err;
+  free(script);
+  /* Reading a buffer also resets it, so a failure never leaks into the next call. */
+  const char *out = nft_ctx_get_output_buffer(in->nft);
+  const char *errtext = nft_ctx_get_error_buffer(in->nft);
+  if (rc != 0) {
+    /* errno after a failed run is not reliable (parse errors leave stale values), but kernel
+     * refusals are reported as "Could not process rule: <strerror>"; recover the errno from
+     * that text, and call everything else (syntax, semantics) EINVAL. */
+    (void)err;
+    err = EINVAL;
+    const char *hit = errtext ? strstr(errtext, "Could not process rule: ") : NULL;
+    if (hit != NULL) {
+      hit += strlen("Could not process rule: ");
+      for (int e = 1; e < 134; e++) {
+        const char *s = strerror(e);
+        if (strncmp(hit, s, strlen(s)) == 0) {
+          err = e;
+          break;
+        }
+      }
+    }
+    const char *name = strerrorname_np(err);
+    size_t len = errtext ? strlen(errtext) : 0;
+    while (len > 0 && (errtext[len - 1] == '\n' || errtext[len - 1] == ' ')) len--;
+    napi_value code, text, error, num;
+    napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+    if (len > 0)
+      napi_create_string_utf8(env, errtext, len, &text);
+    else
+      napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_create_int32(env, err, &num);
+    napi_set_named_property(env, error, "errno", num);
+    napi_throw(env, error);
+    return NULL;
+  }
+  napi_value result, output;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, out ? out : "", NAPI_AUTO_LENGTH, &output);
+  napi_set_named_property(env, result, "output", output);
+  return result;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  struct instance *in = calloc(1, sizeof *in);
+  if (in == NULL) return NULL;
+  napi_set_instance_data(env, in, instance_free, NULL);
+  napi_property_descriptor props[] = {
+      {"openNetlink", NULL, OpenNetlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netnsCreate", NULL, NetnsCreate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netnsDelete", NULL, NetnsDelete, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"makeSharedDir", NULL, MakeSharedDir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openInNetns", NULL, OpenInNetns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftRun", NULL, NftRun, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,117 @@
+/**
+ * The API's composition root: builds the router from the route files and turns each request
+ * into a handler call, mapping thrown errors to dockerd's status codes and bodies.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { ControllerApi } from '../cnm/types.js';
+import { errorResponse, type ApiLog } from './errors.js';
+import { sendJson } from './respond.js';
+import { Router } from './router.js';
+import { registerContainerRoutes } from './routes/containers.js';
+import { registerNetworkRoutes } from './routes/networks.js';
+import { registerSystemRoutes } from './routes/system.js';
+import { API_VERSION, splitVersion } from './version.js';
+
+/** Options for the API handler and server. */
+export interface ApiOptions {
+  log?: ApiLog;
+  /** Clock for `until` filters and human-readable ages; tests pin it. */
+  now?: () => Date;
+  /** Poll interval of `logs?follow=1`, in milliseconds (default 100). */
+  logPollMs?: number;
+}
+
+/** What every route file receives. */
+export interface RouteDeps {
+  controller: ControllerApi;
+  now: () => Date;
+  logPollMs: number;
+}
+
+const noLog: ApiLog = () => {};
+
+/**
+ * A request listener serving the Docker Engine API subset and `/cnm/*`. Tests call it
+ * in-process; `createApiServer` puts it on a socket.
+ */
+export function createApiHandler(
+  controller: ControllerApi,
+  opts: ApiOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const log = opts.log ?? noLog;
+  const deps: RouteDeps = {
+    controller,
+    now: opts.now ?? (() => new Date()),
+    logPollMs: opts.logPollMs ?? 100,
+  };
+  const router = new Router();
+  registerSystemRoutes(router, deps);
+  registerNetworkRoutes(router, deps);
+  registerContainerRoutes(router, deps);
+  return (req, res) => {
+    void handle(router, log, req, res);
+  };
+}
+
+async function handle(
+  router: Router,
+  log: ApiLog,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  const where = `${method} ${req.url ?? ''}`;
+  const abort = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  // Headers dockerd sets on every response; clients read API-Version from any of them.
+  res.setHeader('Api-Version', API_VERSION);
+  res.setHeader('Ostype', 'linux');
+  res.setHeader('Docker-Experimental', 'false');
+  res.setHeader('Server', 'cnm (linux)');
+  try {
+    const url = new URL(req.url ?? '/', 'http://cnm');
+    const { version, path } = splitVersion(url.pathname);
+    const match = router.match(method, path);
+    if (match.kind === 'not-found') {
+      sendJson(res, 404, { message: 'page not found' });
+      return;
+    }
+    if (match.kind === 'method-not-allowed') {
+      res.setHeader('Allow', match.allowed.join(', '));
+      sendJson(res, 405, { message: 'method not allowed' });
+      return;
+    }
+    log('debug', where);
+    await match.handler({
+      req,
+      res,
+      params: match.params,
+      query: url.searchParams,
+      apiVersion: version,
+      log,
+      signal: abort.signal,
+    });
+  } catch (err) {
+    const { status, body } = errorResponse(err, log, where);
+    if (res.headersSent) {
+      // A streaming response already started: the only signal left is a cut connection.
+      if (status >= 500 || !res.writableEnded) res.destroy();
+      return;
+    }
+    sendJson(res, status, body);
+  }
+}
+
+/**
+ * An `http.Server` serving the API; the caller listens on the unix socket.
+ * @example createApiServer(controller, { log }).listen('/run/cnm/cnm.sock')
+ */
+export function createApiServer(controller: ControllerApi, opts: ApiOptions = {}): http.Server {
+  const server = http.createServer(createApiHandler(controller, opts));
+  // Log follows and waits are long-lived: no request timeout on a local socket.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  return server;
+}

@@ -1,0 +1,108 @@
+/**
+ * The `cnm` command tree. Commands reach the daemon only through `ApiClient`; the client is
+ * built on first use from `-H`/`CNM_HOST`, so help and flag errors never touch the socket.
+ */
+import { Command, CommanderError } from 'commander';
+import { ApiClient, CLIENT_VERSION, resolveHost } from './client.js';
+import { runAction, type Act, type CliContext } from './context.js';
+import { execCommand } from './commands/exec.js';
+import { infoCommand } from './commands/info.js';
+import { inspectCommand } from './commands/inspect.js';
+import { logsCommand } from './commands/logs.js';
+import { networkConnectCommand } from './commands/network-connect.js';
+import { networkCreateCommand } from './commands/network-create.js';
+import { networkDisconnectCommand } from './commands/network-disconnect.js';
+import { networkInspectCommand } from './commands/network-inspect.js';
+import { networkLsCommand } from './commands/network-ls.js';
+import { networkPruneCommand } from './commands/network-prune.js';
+import { networkRmCommand } from './commands/network-rm.js';
+import { psCommand } from './commands/ps.js';
+import { rmCommand } from './commands/rm.js';
+import { runCommand } from './commands/run.js';
+import { startCommand } from './commands/start.js';
+import { stopCommand } from './commands/stop.js';
+import { versionCommand } from './commands/version.js';
+
+/** The process-facing parts the CLI needs; `main/cli.ts` passes the real ones. */
+export interface CliIo {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  env: Record<string, string | undefined>;
+}
+
+function applyEverywhere(cmd: Command, io: CliIo): void {
+  // addCommand() does not pass these settings down, so set them on every node of the tree.
+  cmd.exitOverride();
+  cmd.configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
+  for (const sub of cmd.commands) applyEverywhere(sub, io);
+}
+
+/** Builds the command tree; `state.exitCode` receives each command's exit code. */
+export function buildProgram(ctx: CliContext, state: { exitCode: number }, io: CliIo): Command {
+  const act: Act = (body) => runAction(ctx, state, body);
+  const program = new Command('cnm')
+    .description('A container network engine (Docker CNM) — command line client')
+    .option('-H, --host <host>', 'daemon socket to connect to (unix:///path)')
+    .version(`cnm version ${CLIENT_VERSION}`, '-v, --version', 'print version information and quit')
+    .enablePositionalOptions()
+    .showSuggestionAfterError();
+  const network = new Command('network').description('Manage networks');
+  for (const make of [
+    networkConnectCommand,
+    networkCreateCommand,
+    networkDisconnectCommand,
+    networkInspectCommand,
+    networkLsCommand,
+    networkPruneCommand,
+    networkRmCommand,
+  ]) {
+    network.addCommand(make(ctx, act));
+  }
+  program.addCommand(network);
+  for (const make of [
+    runCommand,
+    psCommand,
+    inspectCommand,
+    execCommand,
+    logsCommand,
+    stopCommand,
+    startCommand,
+    rmCommand,
+    versionCommand,
+    infoCommand,
+  ]) {
+    program.addCommand(make(ctx, act));
+  }
+  applyEverywhere(program, io);
+  return program;
+}
+
+/**
+ * Runs the CLI on `argv` (without `node` and the script) and resolves with the exit code.
+ * @example process.exitCode = await runCli(process.argv.slice(2), { out: process.stdout, ... })
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const state = { exitCode: 0 };
+  let client: ApiClient | undefined;
+  let program: Command | undefined;
+  const ctx: CliContext = {
+    ...io,
+    now: () => new Date(),
+    client: () =>
+      (client ??= new ApiClient(
+        resolveHost(program?.opts<{ host?: string }>().host, io.env['CNM_HOST']),
+      )),
+  };
+  program = buildProgram(ctx, state, io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version "fail" with code 0; real usage errors were already printed.
+      return err.exitCode;
+    }
+    throw err;
+  }
+  return state.exitCode;
+}

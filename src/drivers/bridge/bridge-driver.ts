@@ -1,0 +1,283 @@
+/**
+ * The `bridge` driver: a Linux bridge per network in the daemon's namespace, a veth pair per
+ * endpoint with the peer born inside the sandbox under its final name, NAT and isolation in
+ * nftables (see `firewall.ts`).
+ */
+import { ConflictError, InvalidError } from '../../errors.js';
+import { KernelError } from '../../kernel/kernel-error.js';
+import type { Kernel } from '../../kernel/types.js';
+import type {
+  Driver,
+  DriverCapabilities,
+  DriverEndpoint,
+  DriverNetwork,
+  DriverPort,
+} from '../types.js';
+import { FirewallState, type FirewallPort } from './firewall.js';
+import { parseBridgeOptions, type BridgeOptions } from './options.js';
+
+/** Settings the daemon gives the bridge driver. */
+export interface BridgeDriverConfig {
+  /** nftables table name (both families). */
+  table: string;
+  /** Bridge name prefix for user networks (`cnmbr-`). */
+  bridgePrefix: string;
+  /** Kernel name of the predefined `bridge` network's bridge. */
+  defaultBridgeName: string;
+  /** Default MTU. */
+  mtu: number;
+}
+
+/** Marks links cnm made: IFLA_IFALIAS starts with this. */
+export const LINK_ALIAS_PREFIX = 'cnm:';
+
+function ignoreErrno(err: unknown, ...codes: string[]): void {
+  if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
+  throw err;
+}
+
+/** The bridge driver. */
+export class BridgeDriver implements Driver<BridgeOptions> {
+  readonly name = 'bridge';
+  readonly capabilities: DriverCapabilities = {
+    scope: 'local',
+    usesIpam: true,
+    ownNamespace: true,
+    endpointInterface: true,
+    publishesPorts: true,
+    singleton: false,
+    exclusive: false,
+  };
+  #kernel: Kernel;
+  #config: BridgeDriverConfig;
+  #fw: FirewallState;
+  #ipv6Forwarding = false;
+
+  constructor(kernel: Kernel, config: BridgeDriverConfig) {
+    this.#kernel = kernel;
+    this.#config = config;
+    this.#fw = new FirewallState(config.table);
+  }
+
+  async init(): Promise<void> {
+    // One atomic transaction: both tables replaced with the elements known so far (none at
+    // start). Forwarding must be on for NAT and inter-container routing, as dockerd does.
+    await this.#kernel.nftRun(this.#fw.fullScript());
+    await this.#kernel.sysctlSet('net.ipv4.ip_forward', '1');
+  }
+
+  /** Re-loads the whole ruleset with every element (repair after someone flushed it). */
+  async reloadFirewall(): Promise<void> {
+    await this.#kernel.nftRun(this.#fw.fullScript());
+  }
+
+  parseOptions(
+    raw: Record<string, string>,
+    ctx: { name: string; predefined: boolean },
+  ): BridgeOptions {
+    return parseBridgeOptions(raw, {
+      bridgeName: ctx.predefined ? this.#config.defaultBridgeName : '',
+      mtu: this.#config.mtu,
+      predefined: ctx.predefined,
+    });
+  }
+
+  /** The bridge name for a network: its option, or the prefix plus the id's start. */
+  bridgeName(net: DriverNetwork<BridgeOptions>): string {
+    if (net.options.bridgeName) return net.options.bridgeName;
+    return (this.#config.bridgePrefix + net.id).slice(0, 15);
+  }
+
+  validateNetwork(net: DriverNetwork<BridgeOptions>, others: readonly DriverNetwork[]): void {
+    const name = this.bridgeName(net);
+    for (const other of others) {
+      const o = other as DriverNetwork<BridgeOptions>;
+      if (o.options && typeof o.options === 'object' && 'bridgeName' in o.options) {
+        if (this.bridgeName(o) === name) {
+          throw new ConflictError(
+            'BRIDGE_NAME_IN_USE',
+            `Cannot create network "${net.name}": bridge name "${name}" is used by network "${o.name}"`,
+          );
+        }
+      }
+    }
+    if (net.internal && net.options.hostBindingIpv4) {
+      throw new InvalidError(
+        'OPTION_INVALID',
+        `Cannot create network "${net.name}": an internal network publishes no ports`,
+      );
+    }
+  }
+
+  async ensureNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
+    const name = this.bridgeName(net);
+    const alias = `${LINK_ALIAS_PREFIX}net:${net.id.slice(0, 12)}`;
+    const existing = await this.#kernel.linkGet(name);
+    if (existing && existing.kind !== 'bridge') {
+      throw new ConflictError(
+        'BRIDGE_NAME_IN_USE',
+        `Cannot create bridge "${name}": a ${existing.kind ?? 'non-bridge'} link has that name`,
+      );
+    }
+    if (existing && existing.alias !== alias) {
+      throw new ConflictError(
+        'BRIDGE_NAME_IN_USE',
+        `Cannot create bridge "${name}": a bridge with that name exists and does not belong to this network`,
+      );
+    }
+    if (!existing) {
+      await this.#kernel.linkAdd({ kind: 'bridge', name, mtu: net.options.mtu, alias, up: false });
+    }
+    // Published ports must answer the host's own 127.0.0.1: DNAT from localhost to a container
+    // is only routed out of this bridge with route_localnet=1 (dockerd does the same).
+    await this.#kernel.sysctlSet(`net.ipv4.conf.${name}.route_localnet`, '1');
+    if (net.ipv6) {
+      await this.#kernel.sysctlSet(`net.ipv6.conf.${name}.disable_ipv6`, '0');
+      if (!this.#ipv6Forwarding) {
+        await this.#kernel.sysctlSet('net.ipv6.conf.all.forwarding', '1');
+        this.#ipv6Forwarding = true;
+      }
+    }
+    for (const fam of [net.ipv4, net.ipv6]) {
+      if (!fam?.gateway) continue;
+      try {
+        await this.#kernel.addrAdd(
+          name,
+          `${fam.gateway.toString()}/${fam.subnet.bits}`,
+          undefined,
+          {
+            noDad: true,
+          },
+        );
+      } catch (err) {
+        ignoreErrno(err, 'EEXIST');
+      }
+    }
+    await this.#kernel.linkSet(name, { up: true });
+    await this.#nft(
+      this.#fw.addNetwork({
+        bridge: name,
+        ...(net.ipv4 ? { subnet4: net.ipv4.subnet.toString() } : {}),
+        ...(net.ipv6 ? { subnet6: net.ipv6.subnet.toString() } : {}),
+        internal: net.internal,
+        icc: net.options.icc,
+        masquerade: net.options.masquerade,
+      }),
+    );
+  }
+
+  async deleteNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
+    const name = this.bridgeName(net);
+    await this.#nft(this.#fw.removeNetwork(name));
+    await this.#kernel.linkDel(name, undefined, { ifExists: true });
+  }
+
+  async ensureEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
+    const bridge = this.bridgeName(net);
+    const existing = await this.#kernel.linkGet(ep.hostIfName);
+    if (!existing) {
+      await this.#kernel.linkAdd({
+        kind: 'veth',
+        name: ep.hostIfName,
+        mtu: net.options.mtu,
+        alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`,
+        master: bridge,
+        up: true,
+        peer: { name: ep.ifName, ns: ep.ns, mac: ep.mac.toString(), mtu: net.options.mtu },
+      });
+    }
+    // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
+    await this.#kernel.linkSet(ep.ifName, { up: true }, ep.ns);
+    const fams = [
+      { addr: ep.ipv4, fam: net.ipv4 },
+      { addr: ep.ipv6, fam: net.ipv6 },
+    ];
+    for (const { addr, fam } of fams) {
+      if (!addr) continue;
+      try {
+        await this.#kernel.addrAdd(
+          ep.ifName,
+          `${addr.address.toString()}/${addr.prefixLen}`,
+          ep.ns,
+          {
+            noDad: true,
+          },
+        );
+      } catch (err) {
+        ignoreErrno(err, 'EEXIST');
+      }
+      if (ep.gatewayEndpoint && fam?.gateway && !net.internal) {
+        await this.#kernel.routeAdd(
+          {
+            family: addr.address.family,
+            dst: 'default',
+            gateway: fam.gateway.toString(),
+            dev: ep.ifName,
+          },
+          ep.ns,
+          { replace: true },
+        );
+      }
+    }
+    if (!net.options.icc) await this.#nft(this.#fw.addIccPort(ep.hostIfName));
+  }
+
+  async deleteEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
+    if (!net.options.icc) await this.#nft(this.#fw.removeIccPort(ep.hostIfName));
+    // Deleting the host end deletes the peer inside the sandbox too.
+    await this.#kernel.linkDel(ep.hostIfName, undefined, { ifExists: true });
+  }
+
+  portInUse(port: Pick<DriverPort, 'hostIp' | 'hostPort' | 'proto'>): boolean {
+    return this.#fw.portConflict(port);
+  }
+
+  async publishPorts(
+    net: DriverNetwork<BridgeOptions>,
+    ep: DriverEndpoint,
+    ports: readonly DriverPort[],
+  ): Promise<void> {
+    if (!ep.ipv4) return;
+    const fwPorts = this.#toFirewall(net, ep, ports);
+    for (const p of fwPorts) {
+      if (this.#fw.portConflict(p)) {
+        throw new ConflictError(
+          'PORT_IN_USE',
+          `Bind for ${p.hostIp || '0.0.0.0'}:${p.hostPort} failed: port is already allocated`,
+        );
+      }
+    }
+    await this.#nft(this.#fw.addPorts(fwPorts));
+  }
+
+  async unpublishPorts(
+    net: DriverNetwork<BridgeOptions>,
+    ep: DriverEndpoint,
+    ports: readonly DriverPort[],
+  ): Promise<void> {
+    if (!ep.ipv4) return;
+    await this.#nft(this.#fw.removePorts(this.#toFirewall(net, ep, ports)));
+  }
+
+  ownedLinks(net: DriverNetwork<BridgeOptions>): string[] {
+    return [this.bridgeName(net)];
+  }
+
+  #toFirewall(
+    net: DriverNetwork<BridgeOptions>,
+    ep: DriverEndpoint,
+    ports: readonly DriverPort[],
+  ): FirewallPort[] {
+    return ports.map((p) => ({
+      hostIp: p.hostIp || net.options.hostBindingIpv4,
+      hostPort: p.hostPort,
+      proto: p.proto,
+      containerIp: ep.ipv4!.address.toString(),
+      containerPort: p.containerPort,
+    }));
+  }
+
+  async #nft(script: string): Promise<void> {
+    if (script) await this.#kernel.nftRun(script);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The driver registry: name → driver. The daemon's composition root fills it.
+ */
+import { InvalidError } from '../errors.js';
+import type { Driver } from './types.js';
+
+/** Drivers by name. */
+export class DriverRegistry {
+  #drivers = new Map<string, Driver>();
+
+  /** Adds a driver; a second driver with the same name is a bug. */
+  register(driver: Driver<any>): void {
+    if (this.#drivers.has(driver.name))
+      throw new Error(`Driver "${driver.name}" is registered twice`);
+    this.#drivers.set(driver.name, driver as Driver);
+  }
+
+  /**
+   * The driver with this name.
+   * @throws InvalidError DRIVER_UNKNOWN
+   */
+  get(name: string): Driver {
+    const d = this.#drivers.get(name);
+    if (!d) {
+      throw new InvalidError(
+        'DRIVER_UNKNOWN',
+        `Could not find plugin "${name}" in any plugin path: network driver "${name}" is not available (cnm has ${this.names().join(', ')})`,
+      );
+    }
+    return d;
+  }
+
+  names(): string[] {
+    return [...this.#drivers.keys()];
+  }
+
+  all(): Driver[] {
+    return [...this.#drivers.values()];
+  }
+}

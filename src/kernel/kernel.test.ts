@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { runKernelCases } from './kernel.case.test.js';
+import { createKernel } from './kernel.js';
+import { KernelError } from './kernel-error.js';
+import type { Kernel } from './types.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : 'needs root: creates network namespaces';
+const dir = `/tmp/cnmt-k-${process.pid}`;
+let kernel: Kernel | undefined;
+let n = 0;
+
+describe('real kernel', { skip }, () => {
+  before(async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    kernel = await createKernel();
+  });
+  after(async () => {
+    // Leftovers of a failed case: remove every netns file this run made.
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      await kernel?.netnsDel(`${dir}/${f}`).catch(() => {});
+    }
+    await kernel?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  runKernelCases('createKernel()', () => ({
+    kernel: kernel!,
+    nsPath: () => `${dir}/cnmt-k-${process.pid}-${++n}`,
+  }));
+
+  test('netnsDirEnsure() makes a directory a shared mount of itself', async () => {
+    const shared = `${dir}/shared`;
+    try {
+      await kernel!.netnsDirEnsure(shared);
+      await kernel!.netnsDirEnsure(shared);
+      const info = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+      const line = info.find((l) => l.split(' ')[4] === shared);
+      assert.ok(line, 'mounted');
+      assert.match(line, /shared:\d+/);
+    } finally {
+      // Both ensure calls may have stacked a bind mount; unmount until none is left.
+      for (let i = 0; i < 4; i++) {
+        try {
+          execFileSync('umount', [shared], { stdio: 'ignore' });
+        } catch {
+          break;
+        }
+      }
+    }
+  });
+
+  test('nftRun() reports libnftables errors as KernelError with its text', async () => {
+    // Only failing or read-only scripts here: this runs in the test's own (root) namespace.
+    await assert.rejects(kernel!.nftRun('add rule inet cnmt-k-none c x'), (err: unknown) => {
+      assert.ok(err instanceof KernelError);
+      assert.equal(err.errnoCode, 'EINVAL');
+      assert.match(
+        err.message,
+        /^Cannot run nftables script: Invalid argument \(EINVAL\): Error: syntax error/,
+      );
+      return true;
+    });
+    await assert.rejects(kernel!.nftRun('delete table inet cnmt-k-none'), /ENOENT/);
+    const out = JSON.parse(await kernel!.nftRun('list tables inet', { json: true })) as {
+      nftables: unknown[];
+    };
+    assert.ok(Array.isArray(out.nftables));
+  });
+
+  test('nftRun() changes rules inside a namespace when the kernel runs there', async () => {
+    // The worker acts in its process's namespace, so run a process inside a fresh one.
+    const name = `cnmt-k-${process.pid}-nft`;
+    execFileSync('ip', ['netns', 'add', name]);
+    try {
+      const script = `
+        import { createKernel } from ${JSON.stringify(new URL('./kernel.ts', import.meta.url).href)};
+        const k = await createKernel();
+        await k.nftRun('add table inet cnmt\\nadd set inet cnmt s { type ipv4_addr; }\\nadd element inet cnmt s { 10.0.0.1 }');
+        process.stdout.write(await k.nftRun('list set inet cnmt s', { json: true }));
+        await k.close();`;
+      const out = execFileSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          name,
+          process.execPath,
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          script,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.match(out, /"elem": \["10\.0\.0\.1"\]/);
+    } finally {
+      execFileSync('ip', ['netns', 'del', name]);
+    }
+  });
+});

@@ -1,0 +1,35 @@
+/**
+ * Loads the N-API addon built from native/cnm_native.c. The relative path resolves from both
+ * src/kernel (tests via tsx) and dist/kernel (tsc output): both sit two levels below the root.
+ */
+import { createRequire } from 'node:module';
+
+/** The addon's exports. Every function is synchronous and throws an Error with `code`/`errno`. */
+export interface NativeAddon {
+  /** A netlink socket bound inside `nsPath` (null: the caller's netns); returns the fd. */
+  openNetlink(protocol: number, nsPath: string | null): number;
+  /** Creates `path` (EEXIST if present) and binds a new network namespace onto it. */
+  netnsCreate(path: string): void;
+  /** Unmounts (detached) and unlinks a netns file; false when nothing was there. */
+  netnsDelete(path: string): boolean;
+  /** mkdir -p, bind onto itself if not a mount point, then make it MS_SHARED|MS_REC. */
+  makeSharedDir(dir: string): void;
+  /** Opens `filePath` from a thread inside `nsPath` (null: the caller's netns); returns the fd. */
+  openInNetns(nsPath: string | null, filePath: string, flags: number): number;
+  /** close(2); Node's fs.closeSync warns in a worker about fds it did not open itself. */
+  closeFd(fd: number): void;
+  /** Runs an nftables script through libnftables in the calling thread's netns. */
+  nftRun(script: string, json: boolean): { output: string };
+}
+
+/** The addon's file, relative to this module. */
+export const ADDON_PATH = '../../build/Release/cnm_native.node';
+
+/**
+ * Loads the addon (once per thread: Node caches it per environment).
+ * @throws Error when the addon was not built (`npm run install`)
+ */
+export function loadAddon(path: string = ADDON_PATH): NativeAddon {
+  const require = createRequire(import.meta.url);
+  return require(path) as NativeAddon;
+}

@@ -1,0 +1,93 @@
+/**
+ * Synchronous request/reply on a raw netlink fd. rtnetlink handles a request inside sendmsg(),
+ * so by the time `write` returns the ACK (or the first dump part) is already queued: a blocking
+ * `read` right after never waits on anything but the kernel. Meant for the kernel worker thread,
+ * where blocking is fine.
+ */
+import fs from 'node:fs';
+import {
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_MULTI,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+} from './rtnetlink/constants.js';
+import { parseMessages, parseStatus, setSeq, type NlMessage } from './rtnetlink/message.js';
+
+/** A failed netlink request: the errno and extended ack from NLMSG_ERROR / NLMSG_DONE. */
+export class NetlinkStatusError extends Error {
+  readonly errno: number;
+  readonly extack: string | undefined;
+
+  constructor(errno: number, extack?: string) {
+    super(`Netlink request failed with errno ${errno}${extack ? `: ${extack}` : ''}`);
+    this.name = 'NetlinkStatusError';
+    this.errno = errno;
+    this.extack = extack;
+  }
+}
+
+/** Largest datagram the kernel sends on a dump (32 KiB) with room to spare. */
+const RECV_SIZE = 64 * 1024;
+
+/**
+ * One netlink socket (already opened, usually inside a netns, by the addon). Owns the fd.
+ * Optionally records every datagram it reads, for codec fixtures.
+ */
+export class NetlinkSocket {
+  readonly fd: number;
+  #closeFd: (fd: number) => void;
+  #seq = Math.floor(Math.random() * 0x7fffffff);
+  #buf = Buffer.allocUnsafe(RECV_SIZE);
+  #closed = false;
+  /** When set, every datagram read is appended here (tests capture fixtures this way). */
+  recording: Uint8Array[] | undefined;
+
+  /** @param closeFd closes the fd (the addon's close: fs.closeSync warns about foreign fds) */
+  constructor(fd: number, closeFd: (fd: number) => void) {
+    this.fd = fd;
+    this.#closeFd = closeFd;
+  }
+
+  /**
+   * Sends `message` (its seq is overwritten) and collects the replies: all parts of a dump, the
+   * single reply of a GET, or nothing for an ACKed change.
+   * @throws NetlinkStatusError when the kernel answers with an error
+   */
+  request(message: Uint8Array): NlMessage[] {
+    const seq = (this.#seq = (this.#seq + 1) & 0x7fffffff);
+    setSeq(message, seq);
+    const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+    const flags = view.getUint16(6, true);
+    const acked = (flags & NLM_F_ACK) !== 0;
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    fs.writeSync(this.fd, message);
+    const out: NlMessage[] = [];
+    for (;;) {
+      const n = fs.readSync(this.fd, this.#buf, 0, RECV_SIZE, null);
+      // Copy: parsed messages are views and the receive buffer is reused on the next read.
+      const datagram = Uint8Array.prototype.slice.call(this.#buf, 0, n);
+      this.recording?.push(datagram);
+      for (const msg of parseMessages(datagram)) {
+        // Left-overs of an earlier request (e.g. one that threw mid-dump) are skipped.
+        if (msg.seq !== seq) continue;
+        if (msg.type === NLMSG_ERROR || msg.type === NLMSG_DONE) {
+          const status = parseStatus(msg)!;
+          // An error ends a dump as well, so nothing of this request is left to drain.
+          if (status.errno !== 0) throw new NetlinkStatusError(status.errno, status.extack);
+          return out;
+        }
+        out.push(msg);
+        // A GET without ACK ends with its one (non-multipart) reply.
+        if (!acked && !dump && !(msg.flags & NLM_F_MULTI)) return out;
+      }
+    }
+  }
+
+  /** Closes the fd. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeFd(this.fd);
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The kernel layer's contract: what the rest of cnm may ask of the host.
+ *
+ * Every call names the network namespace it acts in with `ns`: `undefined` is the daemon's own
+ * namespace, a string is the path of a bind-mounted netns file (a sandbox key). Implementations:
+ * `kernel.ts` (real: native addon + rtnetlink on a worker thread) and `fake/` (in memory).
+ */
+
+/** A network namespace: `undefined` for the daemon's own, else a netns file path. */
+export type NsRef = string | undefined;
+
+/** Link kinds cnm creates or reads. */
+export type LinkKind =
+  'veth' | 'bridge' | 'vxlan' | 'macvlan' | 'ipvlan' | 'vlan' | 'dummy' | string;
+
+/** A link as read back from the kernel (RTM_GETLINK). */
+export interface Link {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND, when the link has one. */
+  kind?: string;
+  mtu: number;
+  /** Lower-case colon MAC, when the link has one. */
+  mac?: string;
+  /** IFF_UP set. */
+  up: boolean;
+  /** IFF_LOWER_UP / operstate up. */
+  lowerUp: boolean;
+  /** ifindex of the master (bridge), if enslaved. */
+  master?: number;
+  /** IFLA_LINK: the peer's or parent's ifindex (in the peer's namespace for veth). */
+  link?: number;
+  /** IFLA_IFALIAS: cnm marks its own links here. */
+  alias?: string;
+}
+
+/** Options common to every new link. */
+interface LinkAddBase {
+  name: string;
+  mtu?: number;
+  mac?: string;
+  alias?: string;
+  /** Bring the link up after creating it. */
+  up?: boolean;
+  /** Name of a bridge (in the same namespace) to enslave the new link to. */
+  master?: string;
+}
+
+/** A veth pair whose peer is born inside `peer.ns` under its final name (never moved). */
+export interface VethAdd extends LinkAddBase {
+  kind: 'veth';
+  peer: { name: string; ns: NsRef; mac?: string; mtu?: number; up?: boolean };
+}
+
+export interface BridgeAdd extends LinkAddBase {
+  kind: 'bridge';
+  /** IFLA_BR_VLAN_FILTERING etc. are not needed yet; stp stays off. */
+}
+
+export interface VxlanAdd extends LinkAddBase {
+  kind: 'vxlan';
+  vni: number;
+  /** UDP destination port (4789). */
+  port?: number;
+  /** Local underlay address (IFLA_VXLAN_LOCAL / LOCAL6). */
+  local?: string;
+  /** Multicast group or unicast remote (IFLA_VXLAN_GROUP). */
+  group?: string;
+  /** Underlay device name (IFLA_VXLAN_LINK). */
+  dev?: string;
+  /** IFLA_VXLAN_LEARNING; default false. */
+  learning?: boolean;
+  /** IFLA_VXLAN_PROXY (ARP proxy from neighbour table). */
+  proxy?: boolean;
+  ttl?: number;
+}
+
+export interface MacvlanAdd extends LinkAddBase {
+  kind: 'macvlan';
+  /** Parent link name (in the daemon's namespace). */
+  parent: string;
+  mode: 'private' | 'vepa' | 'bridge' | 'passthru' | 'source';
+  /** Create the new link inside this namespace (IFLA_NET_NS_FD), never moved later. */
+  ns?: NsRef;
+}
+
+export interface IpvlanAdd extends LinkAddBase {
+  kind: 'ipvlan';
+  parent: string;
+  mode: 'l2' | 'l3' | 'l3s';
+  flag?: 'bridge' | 'private' | 'vepa';
+  ns?: NsRef;
+}
+
+export interface VlanAdd extends LinkAddBase {
+  kind: 'vlan';
+  parent: string;
+  id: number;
+}
+
+export interface DummyAdd extends LinkAddBase {
+  kind: 'dummy';
+}
+
+/** Everything `linkAdd` can create. */
+export type LinkAdd = VethAdd | BridgeAdd | VxlanAdd | MacvlanAdd | IpvlanAdd | VlanAdd | DummyAdd;
+
+/** Changes `linkSet` can make to an existing link. */
+export interface LinkSet {
+  up?: boolean;
+  mtu?: number;
+  mac?: string;
+  alias?: string;
+  /** Bridge name to enslave to; `null` to release. */
+  master?: string | null;
+  /** Rename (only while down). */
+  name?: string;
+}
+
+/** An address as read back (RTM_GETADDR). */
+export interface Addr {
+  index: number;
+  family: 4 | 6;
+  /** Address without prefix length. */
+  address: string;
+  prefixLen: number;
+  /** IFA_LABEL for IPv4 when present. */
+  label?: string;
+  scope: number;
+}
+
+/** A route to add or as read back (RTM_NEWROUTE / RTM_GETROUTE). */
+export interface Route {
+  family: 4 | 6;
+  /** CIDR, or `default`. */
+  dst: string;
+  gateway?: string;
+  /** Output device name (resolved to an ifindex on add; filled on read when resolvable). */
+  dev?: string;
+  /** Output ifindex on read. */
+  oif?: number;
+  /** Preferred source address. */
+  src?: string;
+  /** Table id; 254 (main) when unset. */
+  table?: number;
+  /** RT_SCOPE_*: 0 universe, 253 link, 254 host. */
+  scope?: number;
+  /** RTN_*: 1 unicast, 2 local, 3 broadcast, ... */
+  type?: number;
+  /** RTPROT_*: 2 kernel, 3 boot, 4 static. */
+  protocol?: number;
+  metric?: number;
+  mtu?: number;
+}
+
+/** A neighbour (ARP/NDP) entry or a bridge FDB entry. */
+export interface Neigh {
+  /** `4`/`6` for ARP/NDP, `'bridge'` for FDB (AF_BRIDGE). */
+  family: 4 | 6 | 'bridge';
+  dev: string;
+  /** IP (for 4/6) or the remote VTEP's IP (NDA_DST) for a VXLAN FDB entry. */
+  dst?: string;
+  mac: string;
+  /** NUD_PERMANENT when true (default true on add). */
+  permanent?: boolean;
+  /** NTF_SELF (on the device itself, e.g. VXLAN FDB) vs NTF_MASTER (on the bridge). */
+  self?: boolean;
+  master?: boolean;
+  /** NDA_VNI. */
+  vni?: number;
+}
+
+/** What the kernel said when a request failed. */
+export interface KernelErrorInfo {
+  /** Positive errno. */
+  errno: number;
+  /** Symbolic name, e.g. `EEXIST`. */
+  code: string;
+  /** NLMSGERR_ATTR_MSG extended-ack text, if the kernel gave one. */
+  extack?: string;
+}
+
+/**
+ * Host access. All methods are async: the real implementation runs them on a worker thread.
+ * Every method throws `KernelError` (see errors in `kernel-error.ts`) with errno/code/extack.
+ */
+export interface Kernel {
+  /** Creates a new network namespace bound at `path` (the file is created), with `lo` up. */
+  netnsAdd(path: string): Promise<void>;
+  /** Unmounts and removes a netns file. Missing is not an error. */
+  netnsDel(path: string): Promise<void>;
+  /** True when `path` is a mounted netns. */
+  netnsExists(path: string): Promise<boolean>;
+  /**
+   * Makes `dir` a shared bind mount of itself (as `ip netns` does for /run/netns), so unmounts of
+   * netns files under it propagate into containers' mount namespaces (made with slave propagation).
+   */
+  netnsDirEnsure(dir: string): Promise<void>;
+
+  linkAdd(link: LinkAdd, ns?: NsRef): Promise<void>;
+  linkSet(name: string, changes: LinkSet, ns?: NsRef): Promise<void>;
+  /** Deletes a link. A missing link is an error (ENODEV) unless `ifExists` is true. */
+  linkDel(name: string, ns?: NsRef, opts?: { ifExists?: boolean }): Promise<void>;
+  linkGet(name: string, ns?: NsRef): Promise<Link | undefined>;
+  linkList(ns?: NsRef): Promise<Link[]>;
+
+  addrAdd(dev: string, cidr: string, ns?: NsRef, opts?: { noDad?: boolean }): Promise<void>;
+  addrDel(dev: string, cidr: string, ns?: NsRef): Promise<void>;
+  addrList(ns?: NsRef, family?: 4 | 6): Promise<Addr[]>;
+
+  routeAdd(route: Route, ns?: NsRef, opts?: { replace?: boolean }): Promise<void>;
+  routeDel(route: Route, ns?: NsRef): Promise<void>;
+  /** Routes of the main table, or of `opts.table` (`'all'` for every table). */
+  routeList(ns?: NsRef, family?: 4 | 6, opts?: { table?: number | 'all' }): Promise<Route[]>;
+
+  /**
+   * Adds a neighbour or FDB entry. `append` (NLM_F_APPEND) adds another remote to an existing
+   * VXLAN FDB entry (e.g. several VTEPs for the all-zero MAC).
+   */
+  neighAdd(neigh: Neigh, ns?: NsRef, opts?: { replace?: boolean; append?: boolean }): Promise<void>;
+  neighDel(neigh: Neigh, ns?: NsRef): Promise<void>;
+  neighList(ns?: NsRef, family?: 4 | 6 | 'bridge'): Promise<Neigh[]>;
+
+  /** Writes `/proc/sys/<key with dots as slashes>` inside `ns`. */
+  sysctlSet(key: string, value: string, ns?: NsRef): Promise<void>;
+  sysctlGet(key: string, ns?: NsRef): Promise<string>;
+
+  /**
+   * Runs an nftables script (text syntax, one atomic transaction) through libnftables in the
+   * daemon's namespace. Returns libnftables' output (JSON when `json` is true).
+   */
+  nftRun(script: string, opts?: { json?: boolean }): Promise<string>;
+
+  /** Stops the worker and closes every socket. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+/**
+ * cnmd: the daemon. Parses dockerd-style flags (and an optional daemon.json-style config file),
+ * wires kernel, store, drivers, controller and API, and runs until SIGTERM/SIGINT. This is the
+ * only place that picks implementations.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Command, Option } from 'commander';
+import { createApiServer } from '../api/server.js';
+import { Controller } from '../cnm/controller.js';
+import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { hostDriver, noneDriver } from '../drivers/null-drivers.js';
+import { DriverRegistry } from '../drivers/registry.js';
+import { describeError } from '../errors.js';
+import { createKernel } from '../kernel/kernel.js';
+import { SqliteStore } from '../store/index.js';
+import { VERSION } from './version.js';
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** Daemon settings after flags and config file are merged. */
+export interface DaemonConfig {
+  host: string;
+  dataRoot: string;
+  execRoot: string;
+  pidfile: string;
+  logLevel: Level;
+  mtu: number;
+  dns: string[];
+  bip?: string;
+  bridgeName: string;
+  nftTable: string;
+}
+
+function socketPath(host: string): string {
+  if (!host.startsWith('unix://')) {
+    throw new Error(`Invalid host "${host}": cnmd listens on unix sockets only (unix:///path)`);
+  }
+  return host.slice('unix://'.length);
+}
+
+function parseConfig(argv: string[]): DaemonConfig {
+  const program = new Command('cnmd')
+    .description('cnm daemon: container networking (Docker CNM) on Linux')
+    .version(VERSION, '-v, --version')
+    .option('-H, --host <socket>', 'daemon socket to listen on', 'unix:///run/cnm/cnm.sock')
+    .option('--data-root <dir>', 'root directory of persistent state', '/var/lib/cnm')
+    .option('--exec-root <dir>', 'root directory of run-time state (sandboxes)', '/run/cnm')
+    .option('-p, --pidfile <file>', 'path to the PID file', '/run/cnm/cnmd.pid')
+    .addOption(
+      new Option('-l, --log-level <level>', 'log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .option('--mtu <n>', 'default MTU of bridge networks', '1500')
+    .option(
+      '--dns <ip>',
+      'DNS server for containers (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--bip <cidr>', 'address and prefix of the default bridge, e.g. 172.17.0.1/16')
+    .option('--bridge-name <name>', 'kernel name of the default bridge', 'cnm0')
+    .option(
+      '--config-file <file>',
+      'daemon configuration file (JSON, dockerd daemon.json keys)',
+      '/etc/cnm/daemon.json',
+    )
+    .allowExcessArguments(false);
+  program.parse(argv);
+  const o = program.opts<Record<string, string | string[]>>();
+  let file: Record<string, unknown> = {};
+  const cfgPath = o.configFile as string;
+  if (existsSync(cfgPath)) {
+    try {
+      file = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`Cannot read config file "${cfgPath}"`, { cause: err });
+    }
+  }
+  // Flags given on the command line win over the file, as with dockerd.
+  const pick = <T>(flag: string, key: string, conv: (v: unknown) => T): T => {
+    const src = program.getOptionValueSource(flag);
+    if (src === 'cli' || !(key in file)) return conv(o[flag]);
+    return conv(file[key]);
+  };
+  const hostVal = pick('host', 'hosts', (v) => (Array.isArray(v) ? String(v[0]) : String(v)));
+  const bip = pick('bip', 'bip', (v) => (v === undefined ? undefined : String(v)));
+  return {
+    host: hostVal,
+    dataRoot: pick('dataRoot', 'data-root', String),
+    execRoot: pick('execRoot', 'exec-root', String),
+    pidfile: pick('pidfile', 'pidfile', String),
+    logLevel: pick('logLevel', 'log-level', (v) => String(v) as Level),
+    mtu: pick('mtu', 'mtu', Number),
+    dns: pick('dns', 'dns', (v) => (Array.isArray(v) ? v.map(String) : [])),
+    ...(bip ? { bip } : {}),
+    bridgeName: pick('bridgeName', 'bridge-name', String),
+    nftTable: 'cnm',
+  };
+}
+
+function makeLogger(level: Level) {
+  return (l: Level, msg: string): void => {
+    if (LEVELS[l] < LEVELS[level]) return;
+    process.stderr.write(`${new Date().toISOString()} ${l.toUpperCase().padEnd(5)} ${msg}\n`);
+  };
+}
+
+function bipSubnet(bip: string): string {
+  const [addr, bits] = bip.split('/');
+  return `${addr}/${bits}`;
+}
+
+async function main(): Promise<void> {
+  const cfg = parseConfig(process.argv);
+  const log = makeLogger(cfg.logLevel);
+  if (!Number.isInteger(cfg.mtu) || cfg.mtu < 68 || cfg.mtu > 65535)
+    throw new Error(`Invalid --mtu "${cfg.mtu}"`);
+  const sock = socketPath(cfg.host);
+  for (const d of [cfg.dataRoot, cfg.execRoot, dirname(sock), dirname(cfg.pidfile)])
+    mkdirSync(d, { recursive: true });
+  if (existsSync(cfg.pidfile)) {
+    const pid = Number(readFileSync(cfg.pidfile, 'utf8').trim());
+    if (pid > 0 && pid !== process.pid && existsSync(`/proc/${pid}`)) {
+      throw new Error(`pid file found, ensure cnmd is not running or delete ${cfg.pidfile}`);
+    }
+  }
+  writeFileSync(cfg.pidfile, `${process.pid}\n`);
+
+  const kernel = await createKernel();
+  const store = SqliteStore.open(join(cfg.dataRoot, 'cnm.db'));
+  const drivers = new DriverRegistry();
+  drivers.register(
+    new BridgeDriver(kernel, {
+      table: cfg.nftTable,
+      bridgePrefix: 'cnmbr-',
+      defaultBridgeName: cfg.bridgeName,
+      mtu: cfg.mtu,
+    }),
+  );
+  drivers.register(hostDriver());
+  drivers.register(noneDriver());
+  let defaultBridgeSubnet: string | undefined;
+  if (cfg.bip) defaultBridgeSubnet = bipSubnet(cfg.bip);
+  const controller = new Controller(kernel, store, drivers, {
+    dataRoot: cfg.dataRoot,
+    execRoot: cfg.execRoot,
+    vethPrefix: 'cnmv',
+    defaultBridgeName: cfg.bridgeName,
+    ...(defaultBridgeSubnet ? { defaultBridgeSubnet } : {}),
+    mtu: cfg.mtu,
+    dns: cfg.dns,
+    hostResolvConf: () => {
+      try {
+        return readFileSync('/etc/resolv.conf', 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    version: VERSION,
+    log,
+  });
+  const started = Date.now();
+  await controller.init();
+  log('info', `Restored state in ${Date.now() - started} ms`);
+
+  rmSync(sock, { force: true });
+  const server = createApiServer(controller, { log: (l, m) => log(l as Level, m) });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock, () => resolve());
+  });
+  chmodSync(sock, 0o660);
+  log('info', `cnmd ${VERSION} listening on unix://${sock}`);
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log('info', `Received ${signal}, shutting down (containers keep running)`);
+    server.close();
+    server.closeAllConnections();
+    await controller.close();
+    await store.close();
+    await kernel.close();
+    rmSync(sock, { force: true });
+    rmSync(cfg.pidfile, { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`cnmd: ${describeError(err)}\n`);
+  process.exit(1);
+});
