@@ -111,7 +111,7 @@ describe('Controller', () => {
     await rejectsWith(ctl.createNetwork({ name: 'taken' }), 'conflict', 'NET_NAME_IN_USE');
     await rejectsWith(
       ctl.createNetwork({ name: 'x', driver: 'nope' }),
-      'invalid',
+      'not-found',
       'DRIVER_UNKNOWN',
     );
     await rejectsWith(

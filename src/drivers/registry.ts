@@ -1,7 +1,7 @@
 /**
  * The driver registry: name → driver. The daemon's composition root fills it.
  */
-import { InvalidError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import type { Driver } from './types.js';
 
 /** Drivers by name. */
@@ -17,14 +17,14 @@ export class DriverRegistry {
 
   /**
    * The driver with this name.
-   * @throws InvalidError DRIVER_UNKNOWN
+   * @throws NotFoundError DRIVER_UNKNOWN (dockerd answers 404 "plugin not found" too)
    */
   get(name: string): Driver {
     const d = this.#drivers.get(name);
     if (!d) {
-      throw new InvalidError(
+      throw new NotFoundError(
         'DRIVER_UNKNOWN',
-        `Could not find plugin "${name}" in any plugin path: network driver "${name}" is not available (cnm has ${this.names().join(', ')})`,
+        `plugin "${name}" not found: network driver "${name}" is not available (cnm has ${this.names().join(', ')})`,
       );
     }
     return d;
