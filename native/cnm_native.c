@@ -196,6 +196,15 @@ static void run_netns_create(struct job *j) {
     unlink(j->path);
     return;
   }
+  /* Already inside the new namespace: open its netlink socket here and save the caller a
+   * second thread and setns (the socket is the first thing every new sandbox needs). */
+  if (j->protocol >= 0) {
+    run_netlink(j);
+    if (j->err != 0) {
+      umount2(j->path, MNT_DETACH);
+      unlink(j->path);
+    }
+  }
 }
 
 static void run_open(struct job *j) {
@@ -265,15 +274,28 @@ static napi_value OpenNetlink(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* netnsCreate(path: string): void */
+/* netnsCreate(path: string, protocol?: number): number | undefined — with a netlink protocol,
+ * also returns a netlink socket opened inside the new namespace. */
 static napi_value NetnsCreate(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    throw_type(env, "Expected a netns path");
+    return NULL;
+  }
   char path[PATH_BUF];
   if (!get_path(env, argv[0], path, sizeof path, NULL)) return NULL;
-  struct job j = {.kind = JOB_NETNS_CREATE, .path = path};
-  run_job(env, &j);
-  return NULL;
+  /* -1: no socket wanted (NETLINK_ROUTE itself is protocol 0). */
+  int32_t proto = -1;
+  napi_valuetype t = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t);
+  if (t == napi_number && napi_get_value_int32(env, argv[1], &proto) != napi_ok) proto = -1;
+  struct job j = {.kind = JOB_NETNS_CREATE, .path = path, .protocol = proto, .result = -1};
+  if (!run_job(env, &j)) return NULL;
+  if (proto < 0) return NULL;
+  napi_value out;
+  napi_create_int32(env, j.result, &out);
+  return out;
 }
 
 /* netnsDelete(path: string): boolean — false when there was nothing to remove. */

@@ -4,7 +4,17 @@
  */
 import { Worker } from 'node:worker_threads';
 import { KernelError } from './kernel-error.js';
-import type { Addr, Kernel, Link, LinkAdd, LinkSet, Neigh, NsRef, Route } from './types.js';
+import type {
+  Addr,
+  Kernel,
+  KernelStep,
+  Link,
+  LinkAdd,
+  LinkSet,
+  Neigh,
+  NsRef,
+  Route,
+} from './types.js';
 import type { KernelOp, WorkerOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 /** Options for `createKernel`. */
@@ -79,6 +89,10 @@ class WorkerKernel implements Kernel {
       const req: WorkerRequest = { id, op, args };
       this.#worker.postMessage(req);
     });
+  }
+
+  batch(steps: readonly KernelStep[]): Promise<void> {
+    return this.#call('batch', steps);
   }
 
   netnsAdd(path: string): Promise<void> {

@@ -9,7 +9,8 @@ export interface NativeAddon {
   /** A netlink socket bound inside `nsPath` (null: the caller's netns); returns the fd. */
   openNetlink(protocol: number, nsPath: string | null): number;
   /** Creates `path` (EEXIST if present) and binds a new network namespace onto it. */
-  netnsCreate(path: string): void;
+  /** With a netlink protocol, also returns a socket opened inside the new namespace. */
+  netnsCreate(path: string, protocol?: number): number | undefined;
   /** Unmounts (detached) and unlinks a netns file; false when nothing was there. */
   netnsDelete(path: string): boolean;
   /** mkdir -p, bind onto itself if not a mount point, then make it MS_SHARED|MS_REC. */

@@ -170,6 +170,27 @@ export interface Neigh {
   vni?: number;
 }
 
+/**
+ * One step of `Kernel.batch`: a kernel method and its arguments, plus errno codes that count as
+ * success for this step (`EEXIST` makes an add idempotent).
+ */
+export type KernelStep = {
+  [M in BatchableOp]: { op: M; args: Parameters<Kernel[M]>; ignore?: string[] };
+}[BatchableOp];
+
+/** Methods `batch` can run. */
+export type BatchableOp =
+  | 'linkAdd'
+  | 'linkSet'
+  | 'linkDel'
+  | 'addrAdd'
+  | 'addrDel'
+  | 'routeAdd'
+  | 'routeDel'
+  | 'neighAdd'
+  | 'neighDel'
+  | 'sysctlSet';
+
 /** What the kernel said when a request failed. */
 export interface KernelErrorInfo {
   /** Positive errno. */
@@ -224,6 +245,14 @@ export interface Kernel {
   /** Writes `/proc/sys/<key with dots as slashes>` inside `ns`. */
   sysctlSet(key: string, value: string, ns?: NsRef): Promise<void>;
   sysctlGet(key: string, ns?: NsRef): Promise<string>;
+
+  /**
+   * Runs several steps in order in one round trip to the kernel thread, stopping at the first
+   * failure that is not in that step's `ignore` list (steps already done stay done: callers
+   * undo with their own inverse steps). One endpoint's veth, address and routes go this way.
+   * @throws KernelError of the failed step
+   */
+  batch(steps: readonly KernelStep[]): Promise<void>;
 
   /**
    * Runs an nftables script (text syntax, one atomic transaction) through libnftables in the

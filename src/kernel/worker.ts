@@ -58,7 +58,7 @@ import {
   type NeighRequest,
 } from './rtnetlink/neigh.js';
 import { decodeRoute, encodeRoute, encodeRouteDump } from './rtnetlink/route.js';
-import type { Addr, Link, LinkAdd, LinkSet, Neigh, NsRef, Route } from './types.js';
+import type { Addr, KernelStep, Link, LinkAdd, LinkSet, Neigh, NsRef, Route } from './types.js';
 import type { WorkerOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 /** statfs magic of nsfs: a mounted namespace file. */
@@ -170,10 +170,14 @@ export class HostKernel {
 
   netnsAdd(path: string): void {
     attempt(`Cannot add netns "${path}"`, () => {
-      this.#native.netnsCreate(path);
+      // The addon opens the new namespace's netlink socket on the thread that created it.
+      const fd = this.#native.netnsCreate(path, NETLINK_ROUTE)!;
+      const st = fs.statSync(path);
+      const sock = new NetlinkSocket(fd, (f) => this.#native.closeFd(f));
+      this.#sockets.get(path)?.sock.close();
+      this.#sockets.set(path, { sock, dev: st.dev, ino: st.ino });
       try {
         // A new namespace's lo is down; everything local (including 127.0.0.1 DNS) needs it.
-        const sock = this.#socket(path);
         sock.request(
           encodeLink(RTM_NEWLINK, REQ_ACK, { flags: IFF_UP, change: IFF_UP }, { name: 'lo' }),
         );
@@ -511,6 +515,20 @@ export class HostKernel {
         this.#native.closeFd(fd);
       }
     });
+  }
+
+  batch(steps: readonly KernelStep[]): void {
+    type Method = (...args: unknown[]) => unknown;
+    for (const step of steps) {
+      const fn = (this as unknown as Record<string, Method>)[step.op];
+      if (typeof fn !== 'function') throw new TypeError(`Unknown batch operation "${step.op}"`);
+      try {
+        fn.apply(this, step.args);
+      } catch (err) {
+        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) continue;
+        throw err;
+      }
+    }
   }
 
   nftRun(script: string, opts?: { json?: boolean }): string {

@@ -5,7 +5,7 @@
  */
 import { ConflictError, InvalidError } from '../../errors.js';
 import { KernelError } from '../../kernel/kernel-error.js';
-import type { Kernel } from '../../kernel/types.js';
+import type { Kernel, KernelStep } from '../../kernel/types.js';
 import type {
   Driver,
   DriverCapabilities,
@@ -174,51 +174,51 @@ export class BridgeDriver implements Driver<BridgeOptions> {
 
   async ensureEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
     const bridge = this.bridgeName(net);
-    const existing = await this.#kernel.linkGet(ep.hostIfName);
-    if (!existing) {
-      await this.#kernel.linkAdd({
-        kind: 'veth',
-        name: ep.hostIfName,
-        mtu: net.options.mtu,
-        alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`,
-        master: bridge,
-        up: true,
-        peer: { name: ep.ifName, ns: ep.ns, mac: ep.mac.toString(), mtu: net.options.mtu },
-      });
-    }
-    // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
-    await this.#kernel.linkSet(ep.ifName, { up: true }, ep.ns);
-    const fams = [
+    // One round trip to the kernel thread for the whole endpoint. Each add treats EEXIST as
+    // "already there" (the restore path re-runs this): the host-side name is unique to this
+    // endpoint, and asking first would cost a round trip on every new endpoint.
+    const steps: KernelStep[] = [
+      {
+        op: 'linkAdd',
+        args: [
+          {
+            kind: 'veth',
+            name: ep.hostIfName,
+            mtu: net.options.mtu,
+            alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`,
+            master: bridge,
+            up: true,
+            peer: { name: ep.ifName, ns: ep.ns, mac: ep.mac.toString(), mtu: net.options.mtu },
+          },
+        ],
+        ignore: ['EEXIST'],
+      },
+      // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
+      { op: 'linkSet', args: [ep.ifName, { up: true }, ep.ns] },
+    ];
+    for (const { addr, fam } of [
       { addr: ep.ipv4, fam: net.ipv4 },
       { addr: ep.ipv6, fam: net.ipv6 },
-    ];
-    for (const { addr, fam } of fams) {
+    ]) {
       if (!addr) continue;
-      try {
-        await this.#kernel.addrAdd(
-          ep.ifName,
-          `${addr.address.toString()}/${addr.prefixLen}`,
-          ep.ns,
-          {
-            noDad: true,
-          },
-        );
-      } catch (err) {
-        ignoreErrno(err, 'EEXIST');
-      }
+      const cidr = `${addr.address.toString()}/${addr.prefixLen}`;
+      // No DAD: the address is ours by IPAM, and DAD would keep an IPv6 address unusable ~1 s.
+      steps.push({
+        op: 'addrAdd',
+        args: [ep.ifName, cidr, ep.ns, { noDad: true }],
+        ignore: ['EEXIST'],
+      });
       if (ep.gatewayEndpoint && fam?.gateway && !net.internal) {
-        await this.#kernel.routeAdd(
-          {
-            family: addr.address.family,
-            dst: 'default',
-            gateway: fam.gateway.toString(),
-            dev: ep.ifName,
-          },
-          ep.ns,
-          { replace: true },
-        );
+        const route = {
+          family: addr.address.family,
+          dst: 'default',
+          gateway: fam.gateway.toString(),
+          dev: ep.ifName,
+        };
+        steps.push({ op: 'routeAdd', args: [route, ep.ns, { replace: true }] });
       }
     }
+    await this.#kernel.batch(steps);
     if (!net.options.icc) await this.#nft(this.#fw.addIccPort(ep.hostIfName));
   }
 

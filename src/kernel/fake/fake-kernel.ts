@@ -4,7 +4,17 @@
  * the shared suite `kernel.case.test.ts` holds both to the same behaviour.
  */
 import { KernelError, errnoFromCode } from '../kernel-error.js';
-import type { Addr, Kernel, Link, LinkAdd, LinkSet, Neigh, NsRef, Route } from '../types.js';
+import type {
+  Addr,
+  Kernel,
+  KernelStep,
+  Link,
+  LinkAdd,
+  LinkSet,
+  Neigh,
+  NsRef,
+  Route,
+} from '../types.js';
 
 /** Kernel methods whose next call `failNext` can make fail. */
 export type FakeKernelMethod = Exclude<keyof Kernel, 'close'>;
@@ -643,6 +653,19 @@ export class FakeKernel implements Kernel {
     const space = this.#space(ns, action);
     this.#checkSysctl(space, k, action);
     return space.sysctls.get(k) ?? '0';
+  }
+
+  async batch(steps: readonly KernelStep[]): Promise<void> {
+    type Method = (...args: unknown[]) => Promise<unknown>;
+    for (const step of steps) {
+      const fn = (this as unknown as Record<string, Method>)[step.op]!;
+      try {
+        await fn.apply(this, step.args);
+      } catch (err) {
+        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) continue;
+        throw err;
+      }
+    }
   }
 
   async nftRun(script: string, opts?: { json?: boolean }): Promise<string> {
