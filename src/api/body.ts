@@ -126,6 +126,16 @@ export class FieldReader {
     return v;
   }
 
+  /** A finite number field. */
+  number(key: string): number | undefined {
+    const v = this.#raw(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw invalidField(this.path(key), `expected a number, got ${typeName(v)}`);
+    }
+    return v;
+  }
+
   /** An array of strings. */
   stringArray(key: string): string[] | undefined {
     const v = this.#raw(key);

@@ -8,6 +8,7 @@ import { errorResponse, type ApiLog } from './errors.js';
 import { sendJson } from './respond.js';
 import { Router } from './router.js';
 import { registerContainerRoutes } from './routes/containers.js';
+import { registerDoctorRoutes, type DoctorView } from './routes/doctor.js';
 import { registerNetworkRoutes } from './routes/networks.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { API_VERSION, splitVersion } from './version.js';
@@ -19,6 +20,8 @@ export interface ApiOptions {
   now?: () => Date;
   /** Poll interval of `logs?follow=1`, in milliseconds (default 100). */
   logPollMs?: number;
+  /** The host report of `GET /cnm/doctor` (the daemon builds it; absent in API tests). */
+  doctor?: () => Promise<DoctorView>;
 }
 
 /** What every route file receives. */
@@ -26,6 +29,7 @@ export interface RouteDeps {
   controller: ControllerApi;
   now: () => Date;
   logPollMs: number;
+  doctor?: () => Promise<DoctorView>;
 }
 
 const noLog: ApiLog = () => {};
@@ -43,11 +47,13 @@ export function createApiHandler(
     controller,
     now: opts.now ?? (() => new Date()),
     logPollMs: opts.logPollMs ?? 100,
+    ...(opts.doctor ? { doctor: opts.doctor } : {}),
   };
   const router = new Router();
   registerSystemRoutes(router, deps);
   registerNetworkRoutes(router, deps);
   registerContainerRoutes(router, deps);
+  registerDoctorRoutes(router, deps);
   return (req, res) => {
     void handle(router, log, req, res);
   };

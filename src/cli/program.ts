@@ -5,6 +5,8 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient, CLIENT_VERSION, resolveHost } from './client.js';
 import { runAction, type Act, type CliContext } from './context.js';
+import { composeCommand } from './commands/compose.js';
+import { doctorCommand } from './commands/doctor.js';
 import { execCommand } from './commands/exec.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -71,6 +73,8 @@ export function buildProgram(ctx: CliContext, state: { exitCode: number }, io: C
     rmCommand,
     versionCommand,
     infoCommand,
+    doctorCommand,
+    composeCommand,
   ]) {
     program.addCommand(make(ctx, act));
   }

@@ -397,6 +397,30 @@ describe('connect, disconnect, remove, prune', () => {
     });
   });
 
+  it('connect refuses links, link-local IPs and gateway priorities instead of ignoring them', async () => {
+    const { handler, ctl } = setup();
+    const before = ctl.calls.length;
+    for (const [cfg, re] of [
+      [{ Links: ['a:b'] }, /EndpointConfig\.Links.*legacy links/],
+      [{ IPAMConfig: { LinkLocalIPs: ['169.254.1.1'] } }, /LinkLocalIPs.*link-local/],
+      [{ GwPriority: 5 }, /GwPriority.*gateway priorities/],
+      [{ GwPriority: 'high' }, /GwPriority.*expected a number/],
+    ] as const) {
+      const r = await invoke(handler, 'POST', '/v1.47/networks/db/connect', {
+        Container: 'c1',
+        EndpointConfig: cfg,
+      });
+      assert.equal(r.status, 400, r.text());
+      assert.match(r.text(), re);
+    }
+    assert.equal(ctl.calls.length, before, 'the controller saw none of them');
+    const zero = await invoke(handler, 'POST', '/v1.47/networks/db/connect', {
+      Container: 'c1',
+      EndpointConfig: { GwPriority: 0, Links: [], IPAMConfig: { LinkLocalIPs: [] } },
+    });
+    assert.equal(zero.status, 200, zero.text());
+  });
+
   it('connect validates Container and EndpointConfig types', async () => {
     const { handler } = setup();
     for (const body of [

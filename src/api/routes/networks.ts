@@ -2,7 +2,7 @@
 import type { EndpointRequest, IpamPoolView, NetworkCreateRequest } from '../../cnm/types.js';
 import { NotFoundError } from '../../errors.js';
 import { FieldReader, queryBool, queryString, readJsonBody } from '../body.js';
-import { invalidQuery } from '../errors.js';
+import { invalidField, invalidQuery } from '../errors.js';
 import {
   NETWORK_FILTER_KEYS,
   filterNetworks,
@@ -86,7 +86,25 @@ export function parseConnect(body: unknown): { container: string; endpoint: Endp
     if (ipv4 !== undefined) endpoint.ipv4 = ipv4;
     const ipv6 = ipamCfg?.optionalString('IPv6Address');
     if (ipv6 !== undefined) endpoint.ipv6 = ipv6;
-    ipamCfg?.stringArray('LinkLocalIPs');
+    // Refused rather than ignored: the caller would otherwise believe they took effect.
+    if ((ipamCfg?.stringArray('LinkLocalIPs') ?? []).length > 0) {
+      throw invalidField(
+        'EndpointConfig.IPAMConfig.LinkLocalIPs',
+        'link-local addresses are not supported by cnm',
+      );
+    }
+    if ((cfg.number('GwPriority') ?? 0) !== 0) {
+      throw invalidField(
+        'EndpointConfig.GwPriority',
+        'gateway priorities are not supported by cnm: the first network joined holds the default route',
+      );
+    }
+    if ((cfg.stringArray('Links') ?? []).length > 0) {
+      throw invalidField(
+        'EndpointConfig.Links',
+        'legacy links are not supported by cnm; use --alias on a user-defined network',
+      );
+    }
     const aliases = cfg.stringArray('Aliases');
     if (aliases !== undefined && aliases.length > 0) endpoint.aliases = aliases;
     const mac = cfg.optionalString('MacAddress');

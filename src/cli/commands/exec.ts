@@ -52,7 +52,9 @@ export function execCommand(ctx: CliContext, act: Act): Command {
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
     .action((container: string, cmd: string[], o: { env?: string[] }) =>
       act(async () => {
-        const res = await ctx.client().open(execRequest(container, cmd, o, ctx.env));
+        // With passThroughOptions commander keeps a `--` that follows the container name.
+        const argv = cmd[0] === '--' ? cmd.slice(1) : cmd;
+        const res = await ctx.client().open(execRequest(container, argv, o, ctx.env));
         return demuxExec(res, ctx.out, ctx.err);
       }),
     );
