@@ -1,7 +1,10 @@
 /**
  * The files a container sees as `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`.
  */
+import { parseResolvConf } from '../dns/resolv-conf.js';
 import { IP } from '../netaddr/index.js';
+
+export { parseResolvConf };
 
 /** `/etc/hostname`. */
 export function hostnameFile(hostname: string): string {
@@ -23,18 +26,25 @@ export function hostsFile(hostname: string, addresses: readonly string[]): strin
 }
 
 /**
- * `/etc/resolv.conf`: the given servers, else the host's, without loopback servers (a container
- * cannot reach the host's 127.0.0.53); search domains and options from the container's flags,
- * else from the host's file.
+ * `/etc/resolv.conf`: the embedded DNS server when `nameserver` is given (the container's
+ * `--dns` servers are then its upstreams, not its resolv.conf's), else the given servers, else
+ * the host's, without loopback servers (a container cannot reach the host's 127.0.0.53); search
+ * domains and options from the container's flags, else from the host's file.
  */
 export function resolvConf(opts: {
   hostResolvConf: string;
   dns: readonly string[];
   dnsSearch: readonly string[];
   dnsOptions: readonly string[];
+  nameserver?: string;
 }): string {
   const host = parseResolvConf(opts.hostResolvConf);
-  const servers = (opts.dns.length > 0 ? [...opts.dns] : host.nameservers).filter((s) => {
+  const wanted = opts.nameserver
+    ? [opts.nameserver]
+    : opts.dns.length > 0
+      ? [...opts.dns]
+      : host.nameservers;
+  const servers = wanted.filter((s) => {
     const ip = IP.tryParse(s);
     return ip !== undefined && !ip.isLoopback;
   });
@@ -50,21 +60,4 @@ export function resolvConf(opts: {
     lines.push(`search ${search.join(' ')}`);
   if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return lines.join('\n') + '\n';
-}
-
-/** The parts of a resolv.conf cnm uses. */
-export function parseResolvConf(text: string): {
-  nameservers: string[];
-  search: string[];
-  options: string[];
-} {
-  const out = { nameservers: [] as string[], search: [] as string[], options: [] as string[] };
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/[#;].*$/, '').trim();
-    const [key, ...rest] = line.split(/\s+/);
-    if (key === 'nameserver' && rest[0]) out.nameservers.push(rest[0]);
-    else if (key === 'search' || key === 'domain') out.search = rest;
-    else if (key === 'options') out.options.push(...rest);
-  }
-  return out;
 }

@@ -290,8 +290,11 @@ describe('Controller', () => {
     const linksBefore = (await kernel.linkList()).map((l) => l.name).sort();
     const second = await make(kernel, store, 'restart');
     assert.deepEqual(
-      second.ctl.listNetworks().map((n) => n.name),
-      ['bridge', 'host', 'none', 'n'],
+      second.ctl
+        .listNetworks()
+        .map((n) => n.name)
+        .sort(),
+      ['bridge', 'host', 'n', 'none'],
     );
     assert.equal(second.ctl.inspectContainer('c').networks.n!.ipAddress, '10.9.0.20');
     assert.deepEqual((await kernel.linkList()).map((l) => l.name).sort(), linksBefore);

@@ -6,7 +6,8 @@
  * and never holds two, so there is no lock ordering to get wrong.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BugError,
@@ -26,6 +27,7 @@ import {
   ulaSubnet,
 } from '../ipam/index.js';
 import type { Pool } from '../ipam/index.js';
+import type { KernelFeature } from '../kernel/capabilities.js';
 import type { Kernel } from '../kernel/types.js';
 import {
   execInContainer,
@@ -37,7 +39,9 @@ import { CleanupStack, KeyedMutex, Mutex } from '../lifecycle.js';
 import { IP, MAC, Prefix } from '../netaddr/index.js';
 import type { Store } from '../store/types.js';
 import { hostsFile, hostnameFile, resolvConf } from './container-files.js';
+import type { ControllerObserver, ObservedNetwork } from './events.js';
 import { bindPorts, parsePortSpec } from './ports.js';
+import { splitSysctlProfile, sysctlsForEndpoint } from './sysctl-profile.js';
 import { KEYS, type ContainerRecord, type EndpointRecord, type NetworkRecord } from './records.js';
 import type {
   ContainerSpec,
@@ -66,6 +70,8 @@ export interface ControllerConfig {
   dns: string[];
   /** Text of the daemon namespace's resolv.conf, read by the composition root. */
   hostResolvConf: () => string;
+  /** Told about served networks and live endpoints: the embedded DNS (`src/cnm/events.ts`). */
+  observer?: ControllerObserver;
   version: string;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 }
@@ -149,7 +155,6 @@ export class Controller implements ControllerApi {
         this.#cfg.log('error', `Cannot restore network "${value.name}": ${describeError(err)}`);
       }
     }
-    await this.#ensurePredefined();
 
     const endpoints = (await this.#store.list<EndpointRecord>(KEYS.endpoints)).map((r) => r.value);
     endpoints.sort((a, b) => a.seq - b.seq);
@@ -195,6 +200,11 @@ export class Controller implements ControllerApi {
       }
     }
     await this.#removeOrphans();
+    // After the orphan sweep: a predefined network missing from the store (a new data root)
+    // must not collide with a stale bridge of the same name that no record claims.
+    await this.#ensurePredefined();
+    for (const n of this.#networks.values()) await this.#networkUp(n);
+    for (const ctr of this.#containers.values()) this.#endpointsUp(ctr);
     this.#poller = setInterval(() => void this.#pollProcesses(), 500);
     this.#poller.unref();
     for (const ctr of [...this.#containers.values()]) {
@@ -246,7 +256,10 @@ export class Controller implements ControllerApi {
     const driver = this.#drivers.get(rec.driver);
     const options = rec.configOnly
       ? {}
-      : driver.parseOptions(rec.options, { name: rec.name, predefined: rec.predefined });
+      : driver.parseOptions(splitSysctlProfile(rec.options).driverOptions, {
+          name: rec.name,
+          predefined: rec.predefined,
+        });
     const dnet: DriverNetwork = { id: rec.id, name: rec.name, options, internal: rec.internal };
     const live: LiveNetwork = { rec, driver, dnet, endpoints: new Map(), removed: false };
     for (const cfg of rec.ipam.config) {
@@ -274,6 +287,7 @@ export class Controller implements ControllerApi {
     for (const ep of ctr.endpoints.values()) {
       const net = this.#networks.get(ep.networkId)!;
       await net.driver.ensureEndpoint(net.dnet, this.#driverEndpoint(rec, ep));
+      await this.#applyNetworkSysctls(net, rec, ep);
       if (ep.ports.length > 0) {
         await net.driver.publishPorts(net.dnet, this.#driverEndpoint(rec, ep), ep.ports);
       }
@@ -504,7 +518,16 @@ export class Controller implements ControllerApi {
       if (configOnly && predefined) throw new BugError('predefined config-only network');
 
       const id = newId();
-      const typed = configOnly ? {} : driver.parseOptions(options, { name, predefined });
+      const profile = splitSysctlProfile(options);
+      if (Object.keys(profile.sysctls).length > 0 && !driver.capabilities.ownNamespace) {
+        throw new InvalidError(
+          'SYSCTL_INVALID',
+          `Cannot create network "${name}": driver "${driverName}" gives containers no namespace of their own to set sysctls in`,
+        );
+      }
+      const typed = configOnly
+        ? {}
+        : driver.parseOptions(profile.driverOptions, { name, predefined });
       const userSubnets = ipamCfg.length > 0;
       const resolved = configOnly
         ? ipamCfg
@@ -554,6 +577,7 @@ export class Controller implements ControllerApi {
         throw err;
       }
       this.#networks.set(id, live);
+      await this.#networkUp(live);
       this.#cfg.log('info', `Created network "${name}" (${id.slice(0, 12)}, driver ${driverName})`);
       return { id, warning: '' };
     });
@@ -679,6 +703,7 @@ export class Controller implements ControllerApi {
       await this.#store.delete(KEYS.network(net.rec.id));
       net.removed = true;
       this.#networks.delete(net.rec.id);
+      await this.#cfg.observer?.networkDown(net.rec.id);
       this.#cfg.log('info', `Removed network "${net.rec.name}"`);
     });
   }
@@ -852,6 +877,7 @@ export class Controller implements ControllerApi {
         if (caps.endpointInterface) {
           undo.push('delete endpoint objects', () => net.driver.deleteEndpoint(net.dnet, dep));
           await net.driver.ensureEndpoint(net.dnet, dep);
+          await this.#applyNetworkSysctls(net, ctr.rec, ep);
         }
         if (ep.ports.length > 0) {
           await net.driver.publishPorts(net.dnet, dep, ep.ports as DriverPort[]);
@@ -864,6 +890,7 @@ export class Controller implements ControllerApi {
       }
       net.endpoints.set(id, ep);
       ctr.endpoints.set(net.rec.id, ep);
+      this.#endpointsUp(ctr, ep);
       return ep;
     });
   }
@@ -901,6 +928,8 @@ export class Controller implements ControllerApi {
     await this.#netLocks.run(net.rec.id, async () => {
       const ep = ctr.endpoints.get(net.rec.id);
       if (!ep) return;
+      // Names go first: no answer may point at an interface being torn down.
+      this.#cfg.observer?.endpointDown(ep.id);
       await this.#deleteEndpointKernel(net, ep);
       await this.#store.delete(KEYS.endpoint(ep.id));
       if (ep.ipv4) net.v4?.release(IP.parse(ep.ipv4));
@@ -932,6 +961,7 @@ export class Controller implements ControllerApi {
       }
       await this.#attach(ctr, net, req, { gatewayEndpoint: current.length === 0, ports: [] });
       await this.#writeHosts(ctr);
+      this.#writeResolvConf(ctr);
     });
   }
 
@@ -963,7 +993,84 @@ export class Controller implements ControllerApi {
       }
       await this.#detach(ctr, net);
       await this.#writeHosts(ctr);
+      this.#writeResolvConf(ctr);
     });
+  }
+
+  // ---------------------------------------------------------------- name service (events.ts)
+
+  /** The network as the embedded DNS sees it, when it serves it: user-defined bridges, as Docker. */
+  #dnsNetwork(net: LiveNetwork): ObservedNetwork | undefined {
+    const r = net.rec;
+    if (!this.#cfg.observer || r.driver !== 'bridge' || r.predefined || r.configOnly) return;
+    const fams = [net.dnet.ipv4, net.dnet.ipv6].filter((f) => f?.gateway !== undefined);
+    if (fams.length === 0) return undefined;
+    return {
+      id: r.id,
+      name: r.name,
+      internal: r.internal,
+      gateways: fams.map((f) => f!.gateway!.toString()),
+      subnets: fams.map((f) => f!.subnet.toString()),
+    };
+  }
+
+  async #networkUp(net: LiveNetwork): Promise<void> {
+    const n = this.#dnsNetwork(net);
+    if (!n) return;
+    await this.#cfg
+      .observer!.networkUp(n)
+      .catch((err) =>
+        this.#cfg.log('error', `Cannot serve DNS on network "${n.name}": ${describeError(err)}`),
+      );
+  }
+
+  /** Makes a running container's names live: all its endpoints, or just `only`. */
+  #endpointsUp(ctr: LiveContainer, only?: EndpointRecord): void {
+    const obs = this.#cfg.observer;
+    if (!obs || ctr.removed || ctr.rec.state.status !== 'running') return;
+    for (const ep of only ? [only] : ctr.endpoints.values()) {
+      const net = this.#networks.get(ep.networkId);
+      if (!net || !this.#dnsNetwork(net)) continue;
+      obs.endpointUp({
+        endpointId: ep.id,
+        networkId: ep.networkId,
+        containerId: ctr.rec.id,
+        containerName: ctr.rec.name,
+        aliases: [...ep.aliases],
+        ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),
+        ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+        dns: [...(ctr.rec.spec.dns ?? [])],
+      });
+    }
+  }
+
+  /**
+   * Writes `/etc/resolv.conf`: the embedded DNS (gateway of the first served network) when the
+   * container is on one, else the `--dns` or host servers. Written in place, so a running
+   * container sees a connect or disconnect change it.
+   */
+  #writeResolvConf(ctr: LiveContainer): void {
+    const r = ctr.rec;
+    if (r.networkMode === 'host') return;
+    let nameserver: string | undefined;
+    for (const ep of [...ctr.endpoints.values()].sort((a, b) => a.seq - b.seq)) {
+      const net = this.#networks.get(ep.networkId);
+      const served = net && this.#dnsNetwork(net);
+      if (served) {
+        nameserver = served.gateways[0];
+        break;
+      }
+    }
+    writeFileSync(
+      join(this.#containerDir(r.id), 'resolv.conf'),
+      resolvConf({
+        hostResolvConf: this.#cfg.hostResolvConf(),
+        dns: r.spec.dns?.length ? r.spec.dns : this.#cfg.dns,
+        dnsSearch: r.spec.dnsSearch ?? [],
+        dnsOptions: r.spec.dnsOptions ?? [],
+        ...(nameserver ? { nameserver } : {}),
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- containers
@@ -1177,7 +1284,7 @@ export class Controller implements ControllerApi {
       const ctr: LiveContainer = { rec, endpoints: new Map(), waiters: [], removed: false };
       const undo = new CleanupStack();
       try {
-        await mkdir(this.#containerDir(id), { recursive: true });
+        mkdirSync(this.#containerDir(id), { recursive: true });
         undo.push('container dir', () =>
           rm(this.#containerDir(id), { recursive: true, force: true }),
         );
@@ -1261,6 +1368,46 @@ export class Controller implements ControllerApi {
     }
   }
 
+  /**
+   * Sets the network's sysctl profile (`-o io.cnm.sysctl.*`) in the container's namespace; keys
+   * the container sets itself (`--sysctl`) win.
+   */
+  async #applyNetworkSysctls(
+    net: LiveNetwork,
+    rec: ContainerRecord,
+    ep: EndpointRecord,
+  ): Promise<void> {
+    if (!net.driver.capabilities.ownNamespace || !rec.sandboxKey) return;
+    const own = rec.spec.sysctls ?? {};
+    const profile = splitSysctlProfile(net.rec.options).sysctls;
+    for (const [k, v] of sysctlsForEndpoint(profile, ep.ifName)) {
+      if (k in own) continue;
+      try {
+        await this.#kernel.sysctlSet(k, v, rec.sandboxKey);
+      } catch (err) {
+        throw new InvalidError(
+          'SYSCTL_INVALID',
+          `Cannot set sysctl "${k}" to "${v}" from network "${net.rec.name}" in the container's namespace`,
+          { cause: err },
+        );
+      }
+    }
+  }
+
+  /** Kernel features each network needs beyond cnmd's own, for `cnm doctor`. */
+  kernelNeeds(): { network: string; driver: string; features: readonly KernelFeature[] }[] {
+    const out: { network: string; driver: string; features: readonly KernelFeature[] }[] = [];
+    for (const n of this.#networks.values()) {
+      if (n.rec.configOnly || !n.driver.kernelFeatures) continue;
+      out.push({
+        network: n.rec.name,
+        driver: n.rec.driver,
+        features: n.driver.kernelFeatures(n.dnet),
+      });
+    }
+    return out;
+  }
+
   async #applySysctls(rec: ContainerRecord): Promise<void> {
     for (const [k, v] of Object.entries(rec.spec.sysctls ?? {})) {
       try {
@@ -1275,23 +1422,17 @@ export class Controller implements ControllerApi {
     }
   }
 
+  // Small files, written synchronously: through the thread pool each write costs more than the
+  // write itself, and these sit on the container-create path.
   async #writeFiles(ctr: LiveContainer): Promise<void> {
     const r = ctr.rec;
     const dir = this.#containerDir(r.id);
     if (r.networkMode !== 'host') {
-      await writeFile(join(dir, 'hostname'), hostnameFile(r.hostname));
-      await writeFile(
-        join(dir, 'resolv.conf'),
-        resolvConf({
-          hostResolvConf: this.#cfg.hostResolvConf(),
-          dns: r.spec.dns?.length ? r.spec.dns : this.#cfg.dns,
-          dnsSearch: r.spec.dnsSearch ?? [],
-          dnsOptions: r.spec.dnsOptions ?? [],
-        }),
-      );
+      writeFileSync(join(dir, 'hostname'), hostnameFile(r.hostname));
+      this.#writeResolvConf(ctr);
       await this.#writeHosts(ctr);
     }
-    await writeFile(join(dir, 'container.log'), '', { flag: 'a' });
+    writeFileSync(join(dir, 'container.log'), '', { flag: 'a' });
   }
 
   async #writeHosts(ctr: LiveContainer): Promise<void> {
@@ -1301,7 +1442,7 @@ export class Controller implements ControllerApi {
       if (ep.ipv4) addrs.push(ep.ipv4);
       if (ep.ipv6) addrs.push(ep.ipv6);
     }
-    await writeFile(
+    writeFileSync(
       join(this.#containerDir(ctr.rec.id), 'hosts'),
       hostsFile(ctr.rec.hostname, addrs),
     );
@@ -1363,6 +1504,7 @@ export class Controller implements ControllerApi {
         finishedAt: '0001-01-01T00:00:00Z',
         error: '',
       };
+      this.#endpointsUp(ctr);
       await this.#store.put(KEYS.container(r.id), r);
       void started.exited.then(() => this.#onProcessGone(ctr, started.pid));
     });
@@ -1386,6 +1528,7 @@ export class Controller implements ControllerApi {
 
   async #markExited(ctr: LiveContainer): Promise<void> {
     const r = ctr.rec;
+    for (const ep of ctr.endpoints.values()) this.#cfg.observer?.endpointDown(ep.id);
     // The shim writes the exit file right after reaping; give it a moment when racing it.
     let code = readExitFile(join(this.#containerDir(r.id), 'exit'));
     for (let i = 0; code === undefined && i < 20; i++) {

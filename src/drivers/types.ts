@@ -4,6 +4,7 @@
  * the edge (`parseOptions`) so that nothing later handles untyped option maps.
  */
 import type { IP, MAC, Prefix } from '../netaddr/index.js';
+import type { KernelFeature } from '../kernel/capabilities.js';
 import type { NsRef } from '../kernel/types.js';
 
 /** What a driver can do, as data. */
@@ -105,4 +106,10 @@ export interface Driver<O = unknown> {
   portInUse(port: Pick<DriverPort, 'hostIp' | 'hostPort' | 'proto'>): boolean;
   /** Names of the host-namespace links this network owns (for leak detection). */
   ownedLinks(net: DriverNetwork<O>): string[];
+  /**
+   * Kernel features a network of this driver needs beyond what cnmd itself needs (netns, veth,
+   * bridge, nftables), for `cnm doctor`. Optional so that drivers needing nothing more
+   * (`bridge`, `host`, `none`) need not declare it.
+   */
+  kernelFeatures?(net: DriverNetwork<O>): readonly KernelFeature[];
 }

@@ -10,9 +10,17 @@ import { Command, Option } from 'commander';
 import { createApiServer } from '../api/server.js';
 import { Controller } from '../cnm/controller.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { ipvlanDriver, macvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { hostDriver, noneDriver } from '../drivers/null-drivers.js';
 import { DriverRegistry } from '../drivers/registry.js';
+import { DnsService } from '../dns/service.js';
 import { describeError } from '../errors.js';
+import {
+  assessHost,
+  detectCapabilities,
+  readHostTuning,
+  type KernelFeature,
+} from '../kernel/capabilities.js';
 import { createKernel } from '../kernel/kernel.js';
 import { SqliteStore } from '../store/index.js';
 import { VERSION } from './version.js';
@@ -29,6 +37,8 @@ export interface DaemonConfig {
   logLevel: Level;
   mtu: number;
   dns: string[];
+  /** resolv.conf of the daemon's namespace: containers' default servers and DNS upstreams. */
+  resolvConf: string;
   bip?: string;
   bridgeName: string;
   nftTable: string;
@@ -60,6 +70,11 @@ function parseConfig(argv: string[]): DaemonConfig {
       'DNS server for containers (repeatable)',
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
+    )
+    .option(
+      '--resolv-conf <file>',
+      "resolv.conf naming the daemon's upstream DNS servers (re-read when it changes)",
+      '/etc/resolv.conf',
     )
     .option('--bip <cidr>', 'address and prefix of the default bridge, e.g. 172.17.0.1/16')
     .option('--bridge-name <name>', 'kernel name of the default bridge', 'cnm0')
@@ -96,6 +111,7 @@ function parseConfig(argv: string[]): DaemonConfig {
     logLevel: pick('logLevel', 'log-level', (v) => String(v) as Level),
     mtu: pick('mtu', 'mtu', Number),
     dns: pick('dns', 'dns', (v) => (Array.isArray(v) ? v.map(String) : [])),
+    resolvConf: pick('resolvConf', 'resolv-conf', String),
     ...(bip ? { bip } : {}),
     bridgeName: pick('bridgeName', 'bridge-name', String),
     nftTable: 'cnm',
@@ -131,6 +147,17 @@ async function main(): Promise<void> {
   writeFileSync(cfg.pidfile, `${process.pid}\n`);
 
   const kernel = await createKernel();
+  // Probed once, by trying, in a temporary namespace under the exec root (and the daemon's own
+  // for nftables); drivers get the result injected.
+  const probeStarted = Date.now();
+  const capabilities = await detectCapabilities(kernel, {
+    probeNs: join(cfg.execRoot, `probe-${process.pid}`),
+  });
+  const lacking = Object.entries(capabilities).filter(([, v]) => v.present === false);
+  log(
+    'info',
+    `Probed kernel features in ${Date.now() - probeStarted} ms; missing: ${lacking.map(([k]) => k).join(', ') || 'none'}`,
+  );
   const store = SqliteStore.open(join(cfg.dataRoot, 'cnm.db'));
   const drivers = new DriverRegistry();
   drivers.register(
@@ -143,8 +170,11 @@ async function main(): Promise<void> {
   );
   drivers.register(hostDriver());
   drivers.register(noneDriver());
+  drivers.register(macvlanDriver({ kernel, capabilities }));
+  drivers.register(ipvlanDriver({ kernel, capabilities }));
   let defaultBridgeSubnet: string | undefined;
   if (cfg.bip) defaultBridgeSubnet = bipSubnet(cfg.bip);
+  const dns = new DnsService({ servers: cfg.dns, resolvConfPath: cfg.resolvConf, log });
   const controller = new Controller(kernel, store, drivers, {
     dataRoot: cfg.dataRoot,
     execRoot: cfg.execRoot,
@@ -155,11 +185,12 @@ async function main(): Promise<void> {
     dns: cfg.dns,
     hostResolvConf: () => {
       try {
-        return readFileSync('/etc/resolv.conf', 'utf8');
+        return readFileSync(cfg.resolvConf, 'utf8');
       } catch {
         return '';
       }
     },
+    observer: dns,
     version: VERSION,
     log,
   });
@@ -168,7 +199,28 @@ async function main(): Promise<void> {
   log('info', `Restored state in ${Date.now() - started} ms`);
 
   rmSync(sock, { force: true });
-  const server = createApiServer(controller, { log: (l, m) => log(l as Level, m) });
+  // cnmd itself always runs the bridge driver (the predefined `bridge` network).
+  const daemonNeeds: KernelFeature[] = [
+    'netns',
+    'veth',
+    'bridge',
+    'nftables',
+    'nft-inet',
+    'nft-bridge',
+  ];
+  const doctor = async () =>
+    assessHost({
+      capabilities,
+      tuning: await readHostTuning(kernel),
+      requirements: [
+        { by: 'cnmd', features: daemonNeeds },
+        ...controller.kernelNeeds().map((n) => ({
+          by: `network "${n.network}" (driver ${n.driver})`,
+          features: n.features,
+        })),
+      ],
+    });
+  const server = createApiServer(controller, { log: (l, m) => log(l as Level, m), doctor });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(sock, () => resolve());
@@ -184,6 +236,7 @@ async function main(): Promise<void> {
     server.close();
     server.closeAllConnections();
     await controller.close();
+    await dns.close();
     await store.close();
     await kernel.close();
     rmSync(sock, { force: true });

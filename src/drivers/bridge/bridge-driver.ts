@@ -3,6 +3,7 @@
  * endpoint with the peer born inside the sandbox under its final name, NAT and isolation in
  * nftables (see `firewall.ts`).
  */
+import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidError } from '../../errors.js';
 import { KernelError } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep } from '../../kernel/types.js';
@@ -13,6 +14,7 @@ import type {
   DriverNetwork,
   DriverPort,
 } from '../types.js';
+import { MAC } from '../../netaddr/index.js';
 import { FirewallState, type FirewallPort } from './firewall.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 
@@ -34,6 +36,11 @@ export const LINK_ALIAS_PREFIX = 'cnm:';
 function ignoreErrno(err: unknown, ...codes: string[]): void {
   if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
   throw err;
+}
+
+/** The alias marking a network's bridge as cnm's: `cnm:net:<id prefix>`. */
+function bridgeAlias(net: DriverNetwork): string {
+  return `${LINK_ALIAS_PREFIX}net:${net.id.slice(0, 12)}`;
 }
 
 /** The bridge driver. */
@@ -111,7 +118,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
 
   async ensureNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
     const name = this.bridgeName(net);
-    const alias = `${LINK_ALIAS_PREFIX}net:${net.id.slice(0, 12)}`;
+    const alias = bridgeAlias(net);
     const existing = await this.#kernel.linkGet(name);
     if (existing && existing.kind !== 'bridge') {
       throw new ConflictError(
@@ -126,7 +133,18 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       );
     }
     if (!existing) {
-      await this.#kernel.linkAdd({ kind: 'bridge', name, mtu: net.options.mtu, alias, up: false });
+      // A fixed MAC (IFLA_ADDRESS at creation): otherwise the kernel gives the bridge the lowest
+      // MAC of its ports, so the gateway's MAC changes as containers come and go and their ARP
+      // caches point at a stale address for seconds (DNS and egress through the gateway stall).
+      const mac = MAC.random(randomBytes(6)).toString();
+      await this.#kernel.linkAdd({
+        kind: 'bridge',
+        name,
+        mtu: net.options.mtu,
+        mac,
+        alias,
+        up: false,
+      });
     }
     // Published ports must answer the host's own 127.0.0.1: DNAT from localhost to a container
     // is only routed out of this bridge with route_localnet=1 (dockerd does the same).
@@ -169,7 +187,12 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   async deleteNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
     const name = this.bridgeName(net);
     await this.#nft(this.#fw.removeNetwork(name));
-    await this.#kernel.linkDel(name, undefined, { ifExists: true });
+    // Only the bridge this network made: a create that failed because the name belongs to a
+    // host interface (`-o com.docker.network.bridge.name=eth0`) unwinds through here too.
+    const link = await this.#kernel.linkGet(name);
+    if (link?.alias === bridgeAlias(net)) {
+      await this.#kernel.linkDel(name, undefined, { ifExists: true });
+    }
   }
 
   async ensureEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {

@@ -1,0 +1,38 @@
+/**
+ * The cnm side of the DNS benchmark: a DnsService (the daemon's own code, without the rest of
+ * cnmd) serving one network whose names match the aardvark-dns config of `run.ts`. Runs inside
+ * the bench's server netns; prints READY once bound; exits on SIGTERM.
+ *
+ * argv: JSON `{ gateway, subnet, entries: [{ id, ipv4, ipv6, names }] }`
+ */
+import { DnsService } from '../../src/dns/service.js';
+
+interface Spec {
+  gateway: string;
+  subnet: string;
+  entries: { id: string; ipv4: string; ipv6: string; names: string[] }[];
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as Spec;
+const dns = new DnsService({ servers: [], resolvConfPath: '/nonexistent', log: () => undefined });
+await dns.networkUp({
+  id: 'benchnet',
+  name: 'benchnet',
+  internal: false,
+  gateways: [spec.gateway],
+  subnets: [spec.subnet],
+});
+for (const e of spec.entries) {
+  dns.endpointUp({
+    endpointId: e.id,
+    networkId: 'benchnet',
+    containerId: e.id,
+    containerName: e.names[0]!,
+    aliases: e.names.slice(1),
+    ipv4: e.ipv4,
+    ipv6: e.ipv6,
+    dns: [],
+  });
+}
+process.on('SIGTERM', () => void dns.close().then(() => process.exit(0)));
+process.stdout.write('READY\n');

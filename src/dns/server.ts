@@ -1,0 +1,253 @@
+/**
+ * The listeners: UDP and TCP on port 53 of each served network's gateway addresses, inside the
+ * daemon's namespace (the bridge holds those addresses, so even `--internal` containers reach
+ * them). A query is answered from the name table synchronously, in the same turn of the event
+ * loop it arrived in; only names the table does not hold go to the forwarder, asynchronously,
+ * so upstream work never delays a local answer.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { IP, Prefix } from '../netaddr/index.js';
+import type { Forwarder } from './forwarder.js';
+import { countAnswer, type DnsMetrics } from './metrics.js';
+import { NameTable } from './names.js';
+import {
+  QTYPE,
+  RCODE,
+  QUERY_MAX,
+  buildAnswer,
+  buildEmpty,
+  buildError,
+  isQuery,
+  parseQuery,
+  reverseNameToAddress,
+  sizeLimit,
+} from './wire.js';
+
+/** TTL of local answers (seconds), as Docker's embedded DNS gives. */
+export const LOCAL_TTL = 600;
+/** A TCP client idle this long is disconnected (ms). */
+const TCP_IDLE_MS = 10_000;
+/** TCP clients per listener; more are refused by the kernel backlog, not by crashing. */
+const TCP_MAX_CONNECTIONS = 256;
+
+/** Where one network's listeners bind and which sources they answer. */
+export interface ListenSpec {
+  networkId: string;
+  /** Gateway addresses of the network. */
+  addresses: readonly string[];
+  /** The network's subnets: queries from other sources are dropped (no open resolver). */
+  subnets: readonly string[];
+}
+
+/** Server dependencies. */
+export interface ServerDeps {
+  table: NameTable;
+  forwarder: Forwarder;
+  metrics: DnsMetrics;
+  /** The daemon's upstreams (its `--dns`, else its resolv.conf), asked per forwarded query. */
+  defaultUpstreams: () => readonly string[];
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  /** Port to listen on; 53 except in tests. */
+  port?: number;
+}
+
+interface Listener {
+  udp: dgram.Socket[];
+  tcp: net.Server[];
+  subnets: Prefix[];
+  conns: Set<net.Socket>;
+}
+
+/** The DNS server: listeners per network, one shared handler. */
+export class DnsServer {
+  #deps: ServerDeps;
+  #port: number;
+  #listeners = new Map<string, Listener>();
+
+  constructor(deps: ServerDeps) {
+    this.#deps = deps;
+    this.#port = deps.port ?? 53;
+  }
+
+  /**
+   * Starts listening on a network's gateway addresses (replacing earlier listeners of that
+   * network). An address that cannot be bound is logged and skipped: the network still works,
+   * its containers just get no answers there.
+   */
+  async listen(spec: ListenSpec): Promise<void> {
+    await this.unlisten(spec.networkId);
+    const l: Listener = {
+      udp: [],
+      tcp: [],
+      subnets: spec.subnets.map((s) => Prefix.parse(s)),
+      conns: new Set(),
+    };
+    this.#listeners.set(spec.networkId, l);
+    for (const addr of spec.addresses) {
+      try {
+        l.udp.push(await this.#bindUdp(spec.networkId, l, addr));
+        l.tcp.push(await this.#bindTcp(spec.networkId, l, addr));
+      } catch (err) {
+        this.#deps.log(
+          'error',
+          `Cannot serve DNS on "${addr}" port ${this.#port}: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+
+  /** Stops a network's listeners and drops its TCP clients. */
+  async unlisten(networkId: string): Promise<void> {
+    const l = this.#listeners.get(networkId);
+    if (!l) return;
+    this.#listeners.delete(networkId);
+    for (const c of l.conns) c.destroy();
+    for (const s of l.udp) s.close();
+    await Promise.all(l.tcp.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+
+  /** Stops every listener. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#listeners.keys()].map((id) => this.unlisten(id)));
+  }
+
+  #bindUdp(networkId: string, l: Listener, addr: string): Promise<dgram.Socket> {
+    const sock = dgram.createSocket(net.isIPv6(addr) ? 'udp6' : 'udp4');
+    sock.on('message', (msg, rinfo) => {
+      this.#deps.metrics.queries.udp++;
+      this.#handle(msg, rinfo.address, networkId, l, 'udp', (answer) => {
+        sock.send(answer, rinfo.port, rinfo.address, () => {
+          // A send error (client gone, buffer full) loses one answer; the client retries.
+        });
+      });
+    });
+    return new Promise((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(this.#port, addr, () => {
+        sock.off('error', reject);
+        sock.on('error', (err) =>
+          this.#deps.log('warn', `DNS socket on "${addr}": ${err.message}`),
+        );
+        resolve(sock);
+      });
+    });
+  }
+
+  #bindTcp(networkId: string, l: Listener, addr: string): Promise<net.Server> {
+    const server = net.createServer((conn) => this.#serveTcp(conn, networkId, l));
+    server.maxConnections = TCP_MAX_CONNECTIONS;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.#port, host: addr }, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
+  }
+
+  #serveTcp(conn: net.Socket, networkId: string, l: Listener): void {
+    l.conns.add(conn);
+    conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
+    conn.on('close', () => l.conns.delete(conn));
+    conn.on('error', () => conn.destroy());
+    const src = conn.remoteAddress ?? '';
+    let buf: Buffer = Buffer.alloc(0);
+    conn.on('data', (d: Buffer) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      while (buf.length >= 2) {
+        const n = buf.readUInt16BE(0);
+        // A length no query can have: the stream cannot be trusted to be in sync any more.
+        if (n < 12 || n > QUERY_MAX) {
+          this.#deps.metrics.malformed++;
+          conn.destroy();
+          return;
+        }
+        if (buf.length < 2 + n) return;
+        const msg = Buffer.from(buf.subarray(2, 2 + n));
+        buf = buf.subarray(2 + n);
+        this.#deps.metrics.queries.tcp++;
+        this.#handle(msg, src, networkId, l, 'tcp', (answer) => {
+          if (conn.destroyed) return;
+          const len = Buffer.allocUnsafe(2);
+          len.writeUInt16BE(answer.length);
+          conn.write(Buffer.concat([len, answer]));
+        });
+      }
+    });
+  }
+
+  #allowed(l: Listener, src: string): boolean {
+    const ip = IP.tryParse(src);
+    return ip !== undefined && l.subnets.some((p) => p.family === ip.family && p.contains(ip));
+  }
+
+  #handle(
+    msg: Buffer,
+    src: string,
+    networkId: string,
+    l: Listener,
+    transport: 'udp' | 'tcp',
+    reply: (answer: Buffer) => void,
+  ): void {
+    const m = this.#deps.metrics;
+    const send = (answer: Buffer) => {
+      countAnswer(m, answer);
+      reply(answer);
+    };
+    const asker = this.#deps.table.asker(networkId, src);
+    if (!asker || (!asker.known && !this.#allowed(l, src))) {
+      m.dropped++;
+      return;
+    }
+    const q = parseQuery(msg);
+    if (!isQuery(q)) {
+      if (q.drop) m.dropped++;
+      else {
+        m.malformed++;
+        send(buildError(q.id, q.rd, q.rcode));
+      }
+      return;
+    }
+    const limit = sizeLimit(q, transport);
+    if (q.cls === 1) {
+      if (q.type === QTYPE.PTR) {
+        const addr = reverseNameToAddress(q.name);
+        const target = addr === undefined ? undefined : this.#deps.table.reverse(asker, addr);
+        if (target !== undefined) {
+          m.local++;
+          const records = [NameTable.ptrRecord(target)];
+          send(buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }));
+          return;
+        }
+      } else {
+        const r = this.#deps.table.lookup(asker, q.name, q.type);
+        if (r.found) {
+          m.local++;
+          send(
+            buildAnswer(msg, q, {
+              rcode: RCODE.NOERROR,
+              records: r.records,
+              ttl: LOCAL_TTL,
+              limit,
+            }),
+          );
+          return;
+        }
+      }
+    }
+    if (asker.internalOnly) {
+      // Docker does not forward for containers that are only on internal networks.
+      send(buildEmpty(msg, q, RCODE.REFUSED));
+      return;
+    }
+    const servers = asker.dns.length > 0 ? asker.dns : this.#deps.defaultUpstreams();
+    if (servers.length === 0) {
+      send(buildEmpty(msg, q, RCODE.SERVFAIL));
+      return;
+    }
+    void this.#deps.forwarder.forward(msg, q, servers).then((answer) => {
+      send(answer.length > limit ? buildEmpty(msg, q, answer[3]! & 0x0f, true) : answer);
+    });
+  }
+}
