@@ -242,6 +242,34 @@ describe('Controller', () => {
     );
   });
 
+  test('a refused nft update leaves no mirrored elements behind', async () => {
+    const { ctl, kernel, store } = await make(undefined, undefined, 'nftfail');
+    await ctl.createNetwork({ name: 'n' });
+    const before = await state(ctl, kernel, store);
+    kernel.failNext('nftRun', 'EINVAL');
+    await assert.rejects(
+      ctl.createContainer({
+        name: 'a',
+        cmd: ['true'],
+        networks: [{ name: 'n' }],
+        ports: ['8080:80'],
+      }),
+    );
+    assert.deepEqual(await state(ctl, kernel, store), before);
+    // Had the firewall mirror kept the refused port, this would be a PORT_IN_USE conflict.
+    const a = await ctl.createContainer({
+      name: 'a',
+      cmd: ['true'],
+      networks: [{ name: 'n' }],
+      ports: ['8080:80'],
+    });
+    assert.equal(a.ports[0]?.hostPort, 8080);
+    kernel.failNext('nftRun', 'EINVAL');
+    await assert.rejects(ctl.createNetwork({ name: 'm' }));
+    await ctl.createNetwork({ name: 'm' });
+    assert.ok(kernel.nftScripts.at(-1)?.includes('add element inet cnm bridges'));
+  });
+
   test('removeNetwork() refuses a network in use and predefined networks', async () => {
     const { ctl } = await make(undefined, undefined, 'rm');
     await ctl.createNetwork({ name: 'n' });

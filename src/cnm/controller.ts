@@ -6,6 +6,7 @@
  * and never holds two, so there is no lock ordering to get wrong.
  */
 import { randomBytes } from 'node:crypto';
+import { release } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +32,7 @@ import type { KernelFeature } from '../kernel/capabilities.js';
 import type { Kernel } from '../kernel/types.js';
 import {
   execInContainer,
+  listContainerProcesses,
   processAlive,
   readExitFile,
   startContainerProcess,
@@ -199,6 +201,7 @@ export class Controller implements ControllerApi {
         this.#cfg.log('error', `Cannot restore container "${ctr.rec.name}": ${describeError(err)}`);
       }
     }
+    this.#killStrayProcesses();
     await this.#removeOrphans();
     // After the orphan sweep: a predefined network missing from the store (a new data root)
     // must not collide with a stale bridge of the same name that no record claims.
@@ -281,6 +284,8 @@ export class Controller implements ControllerApi {
     if (rec.sandboxKey && !(await this.#kernel.netnsExists(rec.sandboxKey))) {
       // The sandbox is gone (reboot, or a crash before it was made). A process that was in it
       // cannot still be running there: re-create an empty sandbox and mark the process dead.
+      // A crash between creating the netns file and mounting it leaves a plain file: remove it.
+      await this.#kernel.netnsDel(rec.sandboxKey);
       await this.#kernel.netnsAdd(rec.sandboxKey);
       await this.#applySysctls(rec);
     }
@@ -294,6 +299,27 @@ export class Controller implements ControllerApi {
     }
     if (rec.state.status === 'running' && !processAlive(rec.state.pid, rec.state.startTime)) {
       await this.#markExited(ctr);
+    }
+  }
+
+  /**
+   * A container whose record is not running has no processes: cnmd killed between spawning a
+   * container's shim and recording its PID leaves a process no record knows (and a second
+   * start would run the command twice). Such processes, and those of containers with no
+   * record at all, are found by their environment marker and killed.
+   */
+  #killStrayProcesses(): void {
+    for (const [id, pids] of listContainerProcesses(this.#cfg.execRoot)) {
+      const ctr = this.#containers.get(id);
+      if (ctr?.rec.state.status === 'running') continue;
+      for (const pid of pids) {
+        this.#cfg.log('warn', `Killing stray process ${pid} of container ${id.slice(0, 12)}`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
     }
   }
 
@@ -362,16 +388,7 @@ export class Controller implements ControllerApi {
   info(): EngineInfo {
     const all = [...this.#containers.values()];
     const running = all.filter((c) => c.rec.state.status === 'running').length;
-    let kernelVersion = '';
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      kernelVersion = process.report?.getReport
-        ? ((process.report.getReport() as { header?: { osRelease?: string } }).header?.osRelease ??
-          '')
-        : '';
-    } catch {
-      kernelVersion = '';
-    }
+    const kernelVersion = release();
     return {
       version: this.#cfg.version,
       apiVersion: API_VERSION,

@@ -182,7 +182,8 @@ test(
           assert.equal(etcHostname.stdout.trim(), 'web1');
           assert.match(hosts.stdout, /^127\.0\.0\.1\s+localhost/m);
           assert.match(hosts.stdout, new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+web1\\b`, 'm'));
-          assert.match(resolv.stdout, /^nameserver 203\.0\.113\.1$/m);
+          // A user-defined network: the embedded DNS on the network's gateway (docs/dns.md).
+          assert.match(resolv.stdout, /^nameserver 10\.71\.0\.1$/m);
           assert.equal(resolv.stdout.match(/^nameserver /gm)?.length, 1, resolv.stdout);
           assert.match(resolv.stdout, /^search example\.test$/m);
           assert.match(resolv.stdout, /^options ndots:2$/m);

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidError } from '../../errors.js';
 import { KernelError } from '../../kernel/kernel-error.js';
-import type { Kernel, KernelStep } from '../../kernel/types.js';
+import type { Kernel, KernelStep, Link } from '../../kernel/types.js';
 import type {
   Driver,
   DriverCapabilities,
@@ -119,7 +119,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   async ensureNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
     const name = this.bridgeName(net);
     const alias = bridgeAlias(net);
-    const existing = await this.#kernel.linkGet(name);
+    const existing = await this.#adoptOrCreateBridge(net, name, alias);
     if (existing && existing.kind !== 'bridge') {
       throw new ConflictError(
         'BRIDGE_NAME_IN_USE',
@@ -132,25 +132,13 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         `Cannot create bridge "${name}": a bridge with that name exists and does not belong to this network`,
       );
     }
-    if (!existing) {
-      // A fixed MAC (IFLA_ADDRESS at creation): otherwise the kernel gives the bridge the lowest
-      // MAC of its ports, so the gateway's MAC changes as containers come and go and their ARP
-      // caches point at a stale address for seconds (DNS and egress through the gateway stall).
-      const mac = MAC.random(randomBytes(6)).toString();
-      await this.#kernel.linkAdd({
-        kind: 'bridge',
-        name,
-        mtu: net.options.mtu,
-        mac,
-        alias,
-        up: false,
-      });
-    }
     // Published ports must answer the host's own 127.0.0.1: DNAT from localhost to a container
     // is only routed out of this bridge with route_localnet=1 (dockerd does the same).
     await this.#kernel.sysctlSet(`net.ipv4.conf.${name}.route_localnet`, '1');
+    // An IPv4-only bridge takes no part in IPv6 (as with Docker): no link-local address that
+    // appears with the first port and outlives the last (the bridge's MAC is fixed).
+    await this.#kernel.sysctlSet(`net.ipv6.conf.${name}.disable_ipv6`, net.ipv6 ? '0' : '1');
     if (net.ipv6) {
-      await this.#kernel.sysctlSet(`net.ipv6.conf.${name}.disable_ipv6`, '0');
       if (!this.#ipv6Forwarding) {
         await this.#kernel.sysctlSet('net.ipv6.conf.all.forwarding', '1');
         this.#ipv6Forwarding = true;
@@ -181,7 +169,63 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         icc: net.options.icc,
         masquerade: net.options.masquerade,
       }),
+      () => void this.#fw.removeNetwork(name),
     );
+  }
+
+  /**
+   * Returns the link already named `name`, after making sure a bridge this network was making
+   * when cnmd died is recognised; creates the bridge (and returns undefined) when nothing has
+   * the name.
+   *
+   * The kernel takes no IFLA_IFALIAS at creation, so a bridge is born without cnm's mark and
+   * gets it a request later; a crash in between leaves an unmarked bridge. It is therefore
+   * always born under the network's derived name (`cnmbr-<id>`), which only this network can
+   * own, marked there, and only then renamed to a name the user chose (it is still down, so the
+   * rename is allowed). An unmarked bridge is adopted only under the derived name.
+   */
+  async #adoptOrCreateBridge(
+    net: DriverNetwork<BridgeOptions>,
+    name: string,
+    alias: string,
+  ): Promise<Link | undefined> {
+    const derived = (this.#config.bridgePrefix + net.id).slice(0, 15);
+    const existing = await this.#kernel.linkGet(name);
+    if (existing) {
+      if (name === derived && existing.kind === 'bridge' && !existing.alias) {
+        await this.#kernel.linkSet(name, { alias });
+        return { ...existing, alias };
+      }
+      return existing;
+    }
+    const half = name === derived ? undefined : await this.#kernel.linkGet(derived);
+    if (!half || half.kind !== 'bridge' || (half.alias && half.alias !== alias)) {
+      // A fixed MAC (IFLA_ADDRESS at creation): otherwise the kernel gives the bridge the lowest
+      // MAC of its ports, so the gateway's MAC changes as containers come and go and their ARP
+      // caches point at a stale address for seconds (DNS and egress through the gateway stall).
+      const mac = MAC.random(randomBytes(6)).toString();
+      await this.#kernel.linkAdd({
+        kind: 'bridge',
+        name: derived,
+        mtu: net.options.mtu,
+        mac,
+        alias,
+        up: false,
+      });
+    } else if (!half.alias) {
+      await this.#kernel.linkSet(derived, { alias });
+    }
+    if (name !== derived) {
+      try {
+        await this.#kernel.linkSet(derived, { name });
+      } catch (err) {
+        // The chosen name appeared meanwhile: drop what this call made, report the conflict.
+        await this.#kernel.linkDel(derived, undefined, { ifExists: true });
+        ignoreErrno(err, 'EEXIST');
+        return this.#kernel.linkGet(name);
+      }
+    }
+    return undefined;
   }
 
   async deleteNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
@@ -215,6 +259,16 @@ export class BridgeDriver implements Driver<BridgeOptions> {
           },
         ],
         ignore: ['EEXIST'],
+      },
+      // On an existing veth (restore, repair) the add did nothing: re-assert cnm's mark (a crash
+      // between create and mark leaves it unmarked), the bridge (re-created after a deletion)
+      // and the state.
+      {
+        op: 'linkSet',
+        args: [
+          ep.hostIfName,
+          { alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`, master: bridge, up: true },
+        ],
       },
       // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
       { op: 'linkSet', args: [ep.ifName, { up: true }, ep.ns] },
@@ -270,7 +324,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         );
       }
     }
-    await this.#nft(this.#fw.addPorts(fwPorts));
+    await this.#nft(this.#fw.addPorts(fwPorts), () => void this.#fw.removePorts(fwPorts));
   }
 
   async unpublishPorts(
@@ -300,7 +354,17 @@ export class BridgeDriver implements Driver<BridgeOptions> {
     }));
   }
 
-  async #nft(script: string): Promise<void> {
-    if (script) await this.#kernel.nftRun(script);
+  /**
+   * Applies a script produced by a `FirewallState` mutator; when the kernel refuses it, `revert`
+   * puts the mirrored state back so it never claims elements the kernel does not have.
+   */
+  async #nft(script: string, revert?: () => void): Promise<void> {
+    if (!script) return;
+    try {
+      await this.#kernel.nftRun(script);
+    } catch (err) {
+      revert?.();
+      throw err;
+    }
   }
 }
