@@ -12,6 +12,11 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 pkgs=(iproute2 nftables libnftables1 build-essential python3 perl util-linux procps curl ca-certificates)
+# etcd-server: the cluster store the overlay tests (95-overlay, store/etcd) start in their own
+# namespaces. Its package would start a system etcd; the install below forbids service starts.
+pkgs+=(etcd-server)
+# iperf3 and sockperf: the load generators of `cnm bench` and its integration test (96-bench).
+pkgs+=(iperf3 sockperf)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -19,7 +24,18 @@ done
 if ((${#missing[@]} > 0)); then
   echo "setup.sh: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Packages must not start services (etcd-server would run a system etcd): policy-rc.d's 101
+  # tells invoke-rc.d "not allowed", for this install only, unless the machine has its own.
+  own_policy=0
+  [[ -e /usr/sbin/policy-rc.d ]] && own_policy=1
+  if ((own_policy == 0)); then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
+  ((own_policy == 0)) && rm -f /usr/sbin/policy-rc.d
+  ((rc == 0)) || exit "$rc"
 fi
 
 if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then

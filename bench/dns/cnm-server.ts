@@ -5,7 +5,28 @@
  *
  * argv: JSON `{ gateway, subnet, entries: [{ id, ipv4, ipv6, names }] }`
  */
-import { DnsService } from '../../src/dns/service.js';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// The daemon runs tsc's output; tsx's transform adds a `__name()` call per closure created on
+// the hot path. Use dist/ when it is at least as new as the sources (`npm run build`).
+function newer(a: string, b: string): boolean {
+  try {
+    return (
+      statSync(fileURLToPath(new URL(a, import.meta.url))).mtimeMs >=
+      statSync(fileURLToPath(new URL(b, import.meta.url))).mtimeMs
+    );
+  } catch {
+    return false;
+  }
+}
+const fromDist = ['server', 'names', 'wire', 'service'].every((f) =>
+  newer(`../../dist/dns/${f}.js`, `../../src/dns/${f}.ts`),
+);
+const { DnsService } = (await import(
+  fromDist ? '../../dist/dns/service.js' : '../../src/dns/service.js'
+)) as typeof import('../../src/dns/service.js');
+process.stderr.write(`bench/dns: cnm server from ${fromDist ? 'dist/' : 'src/ (tsx)'}\n`);
 
 interface Spec {
   gateway: string;

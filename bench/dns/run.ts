@@ -7,7 +7,7 @@
  * (cnm / aardvark); never an absolute gate.
  *
  * Needs root, dnsperf and aardvark-dns (Debian: `apt-get install dnsperf aardvark-dns`).
- * Usage: `tsx bench/dns/run.ts [--secs 5]`
+ * Usage: `tsx bench/dns/run.ts [--secs 5] [--only cnm] [--cpu-prof DIR]`
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,11 @@ const HERE = resolve(fileURLToPath(import.meta.url), '..');
 const AARDVARK = '/usr/lib/podman/aardvark-dns';
 const secsArg = process.argv.indexOf('--secs');
 const SECS = secsArg >= 0 ? Number(process.argv[secsArg + 1]) : 5;
+const profArg = process.argv.indexOf('--cpu-prof');
+/** `--cpu-prof <dir>`: cnm's server writes a V8 CPU profile there (exit on SIGTERM). */
+const PROF_DIR = profArg >= 0 ? resolve(process.argv[profArg + 1] ?? '.') : undefined;
+/** `--only cnm`: skip aardvark-dns (for profiling). */
+const ONLY_CNM = process.argv.includes('--only') && process.argv.includes('cnm');
 const NS_S = `cnmb-${process.pid}-s`;
 const NS_C = `cnmb-${process.pid}-c`;
 const CNM_IP = '10.99.0.1';
@@ -36,7 +41,12 @@ const started: ChildProcess[] = [];
 const extraPids: number[] = [];
 let dir = '';
 
-function cleanup(): void {
+async function cleanup(): Promise<void> {
+  // SIGTERM first: the cnm server exits cleanly then (and writes its CPU profile, if asked).
+  for (const c of started) if (c.exitCode === null) c.kill('SIGTERM');
+  for (let i = 0; i < 30 && started.some((c) => c.exitCode === null); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   for (const c of started) if (c.exitCode === null) c.kill('SIGKILL');
   for (const pid of extraPids) {
     try {
@@ -121,6 +131,7 @@ async function startCnm(list: Entry[]): Promise<void> {
       'exec',
       NS_S,
       process.execPath,
+      ...(PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : []),
       '--import',
       'tsx',
       join(HERE, 'cnm-server.ts'),
@@ -231,7 +242,7 @@ async function main(): Promise<void> {
   setup();
   const list = entries();
   await startCnm(list);
-  await startAardvark(list);
+  if (!ONLY_CNM) await startAardvark(list);
   const rows: string[] = [];
   const fmt = (n: number, d = 0) => n.toFixed(d);
   console.log(`bench/dns: local name "${NAME}" (51 names on the network), ${SECS} s per run\n`);
@@ -241,6 +252,10 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|');
   for (const inflight of [1, 100]) {
     const cnm = measure(CNM_IP, inflight);
+    if (ONLY_CNM) {
+      console.log(JSON.stringify({ inflight, cnm }));
+      continue;
+    }
     const aard = measure(AARD_IP, inflight);
     for (const [n, r] of [
       ['cnm', cnm],
@@ -259,12 +274,11 @@ async function main(): Promise<void> {
 }
 
 process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
+  void cleanup().then(() => process.exit(130));
 });
 main()
   .catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exitCode = 1;
   })
-  .finally(cleanup);
+  .finally(() => cleanup());

@@ -3,13 +3,17 @@
  * into a handler call, mapping thrown errors to dockerd's status codes and bodies.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { ControllerApi } from '../cnm/types.js';
+import type { PolicyApi } from '../cnm/policy-engine.js';
+import type { ControllerApi, ServiceApi } from '../cnm/types.js';
 import { errorResponse, type ApiLog } from './errors.js';
 import { sendJson } from './respond.js';
 import { Router } from './router.js';
 import { registerContainerRoutes } from './routes/containers.js';
 import { registerDoctorRoutes, type DoctorView } from './routes/doctor.js';
+import { registerNamespaceRoutes } from './routes/namespaces.js';
 import { registerNetworkRoutes } from './routes/networks.js';
+import { registerPolicyRoutes } from './routes/policies.js';
+import { registerServiceRoutes } from './routes/services.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { API_VERSION, splitVersion } from './version.js';
 
@@ -22,6 +26,10 @@ export interface ApiOptions {
   logPollMs?: number;
   /** The host report of `GET /cnm/doctor` (the daemon builds it; absent in API tests). */
   doctor?: () => Promise<DoctorView>;
+  /** Network policy and namespaces (`/cnm/policies`, `/cnm/namespaces`); 503 when absent. */
+  policy?: PolicyApi;
+  /** Services (`/cnm/services`); 503 when absent. */
+  services?: ServiceApi;
 }
 
 /** What every route file receives. */
@@ -30,6 +38,8 @@ export interface RouteDeps {
   now: () => Date;
   logPollMs: number;
   doctor?: () => Promise<DoctorView>;
+  policy?: PolicyApi;
+  services?: ServiceApi;
 }
 
 const noLog: ApiLog = () => {};
@@ -48,12 +58,17 @@ export function createApiHandler(
     now: opts.now ?? (() => new Date()),
     logPollMs: opts.logPollMs ?? 100,
     ...(opts.doctor ? { doctor: opts.doctor } : {}),
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.services ? { services: opts.services } : {}),
   };
   const router = new Router();
   registerSystemRoutes(router, deps);
   registerNetworkRoutes(router, deps);
   registerContainerRoutes(router, deps);
   registerDoctorRoutes(router, deps);
+  registerPolicyRoutes(router, deps);
+  registerNamespaceRoutes(router, deps);
+  registerServiceRoutes(router, deps);
   return (req, res) => {
     void handle(router, log, req, res);
   };

@@ -5,12 +5,14 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient, CLIENT_VERSION, resolveHost } from './client.js';
 import { runAction, type Act, type CliContext } from './context.js';
+import { benchCommand } from './commands/bench.js';
 import { composeCommand } from './commands/compose.js';
 import { doctorCommand } from './commands/doctor.js';
 import { execCommand } from './commands/exec.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
 import { logsCommand } from './commands/logs.js';
+import { labelCommand, namespaceCommand } from './commands/namespace.js';
 import { networkConnectCommand } from './commands/network-connect.js';
 import { networkCreateCommand } from './commands/network-create.js';
 import { networkDisconnectCommand } from './commands/network-disconnect.js';
@@ -18,9 +20,11 @@ import { networkInspectCommand } from './commands/network-inspect.js';
 import { networkLsCommand } from './commands/network-ls.js';
 import { networkPruneCommand } from './commands/network-prune.js';
 import { networkRmCommand } from './commands/network-rm.js';
+import { policyCommand } from './commands/policy.js';
 import { psCommand } from './commands/ps.js';
 import { rmCommand } from './commands/rm.js';
 import { runCommand } from './commands/run.js';
+import { serviceCommand } from './commands/service.js';
 import { startCommand } from './commands/start.js';
 import { stopCommand } from './commands/stop.js';
 import { versionCommand } from './commands/version.js';
@@ -75,6 +79,11 @@ export function buildProgram(ctx: CliContext, state: { exitCode: number }, io: C
     infoCommand,
     doctorCommand,
     composeCommand,
+    serviceCommand,
+    policyCommand,
+    namespaceCommand,
+    labelCommand,
+    benchCommand,
   ]) {
     program.addCommand(make(ctx, act));
   }

@@ -41,7 +41,15 @@ import { CleanupStack, KeyedMutex, Mutex } from '../lifecycle.js';
 import { IP, MAC, Prefix } from '../netaddr/index.js';
 import type { Store } from '../store/types.js';
 import { hostsFile, hostnameFile, resolvConf } from './container-files.js';
-import type { ControllerObserver, ObservedNetwork } from './events.js';
+import type { ClusterScope } from './cluster.js';
+import type {
+  ControllerObserver,
+  EndpointWatcher,
+  ObservedNetwork,
+  VipBalancer,
+} from './events.js';
+import { ServiceManager, type ServiceNetwork } from './services.js';
+import { parseNamedPort } from '../policy/parse.js';
 import { bindPorts, parsePortSpec } from './ports.js';
 import { splitSysctlProfile, sysctlsForEndpoint } from './sysctl-profile.js';
 import { KEYS, type ContainerRecord, type EndpointRecord, type NetworkRecord } from './records.js';
@@ -55,6 +63,8 @@ import type {
   NetworkCreateRequest,
   NetworkView,
   PruneFilters,
+  ServiceCreateRequest,
+  ServiceView,
 } from './types.js';
 
 /** Paths and defaults the controller needs. */
@@ -74,6 +84,12 @@ export interface ControllerConfig {
   hostResolvConf: () => string;
   /** Told about served networks and live endpoints: the embedded DNS (`src/cnm/events.ts`). */
   observer?: ControllerObserver;
+  /** Told about every addressed endpoint and label change: the policy engine (`events.ts`). */
+  policy?: EndpointWatcher;
+  /** Programs service VIPs in the kernel: the bridge driver (`src/cnm/services.ts`). */
+  balancer?: VipBalancer;
+  /** The cluster store's view for global-scope (overlay) networks (`cluster.ts`). */
+  cluster?: ClusterScope;
   version: string;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 }
@@ -100,6 +116,8 @@ interface LiveContainer {
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const PREDEFINED = new Set(['bridge', 'host', 'none']);
 const API_VERSION = '1.47';
+/** Sandboxes whose default route one drift pass reads (see `repairDrift`). */
+const ROUTE_CHECKS_PER_PASS = 32;
 
 function newId(): string {
   return randomBytes(32).toString('hex');
@@ -130,12 +148,25 @@ export class Controller implements ControllerApi {
   #poller: NodeJS.Timeout | undefined;
   #instanceId = newId().slice(0, 36);
   #closed = false;
+  #routeChecks = { seen: new Set<string>(), budget: 0 };
+  #services: ServiceManager;
 
   constructor(kernel: Kernel, store: Store, drivers: DriverRegistry, cfg: ControllerConfig) {
     this.#kernel = kernel;
     this.#store = store;
     this.#drivers = drivers;
-    this.#cfg = cfg;
+    this.#services = new ServiceManager({
+      store,
+      containers: this,
+      network: (idOrName) => this.#serviceNetwork(idOrName),
+      allocateVip: (id, want) => this.#allocateVip(id, want),
+      releaseVip: (id, ip) => void this.#networks.get(id)?.v4?.release(IP.parse(ip)),
+      ...(cfg.balancer ? { balancer: cfg.balancer } : {}),
+      ...(cfg.observer ? { observer: cfg.observer } : {}),
+      log: cfg.log,
+    });
+    // Services watch the same seam as the DNS: replica endpoints set their VIP's backends.
+    this.#cfg = cfg.observer ? { ...cfg, observer: this.#services.observer() } : cfg;
   }
 
   // ---------------------------------------------------------------- start-up and recovery
@@ -158,6 +189,12 @@ export class Controller implements ControllerApi {
       }
     }
 
+    // Global networks live in the cluster store; they must exist before their endpoints load.
+    for (const rec of (await this.#cfg.cluster?.listNetworks()) ?? []) {
+      await this.#loadNetwork(rec).catch((err: unknown) =>
+        this.#cfg.log('error', `Cannot restore network "${rec.name}": ${describeError(err)}`),
+      );
+    }
     const endpoints = (await this.#store.list<EndpointRecord>(KEYS.endpoints)).map((r) => r.value);
     endpoints.sort((a, b) => a.seq - b.seq);
     this.#seq = endpoints.reduce((m, e) => Math.max(m, e.seq), 0);
@@ -206,8 +243,13 @@ export class Controller implements ControllerApi {
     // After the orphan sweep: a predefined network missing from the store (a new data root)
     // must not collide with a stale bridge of the same name that no record claims.
     await this.#ensurePredefined();
+    await this.#services.restore();
     for (const n of this.#networks.values()) await this.#networkUp(n);
     for (const ctr of this.#containers.values()) this.#endpointsUp(ctr);
+    await this.#clusterUp();
+    for (const ctr of this.#containers.values()) {
+      for (const ep of ctr.endpoints.values()) await this.#policyAttach(ctr, ep);
+    }
     this.#poller = setInterval(() => void this.#pollProcesses(), 500);
     this.#poller.unref();
     for (const ctr of [...this.#containers.values()]) {
@@ -323,6 +365,90 @@ export class Controller implements ControllerApi {
     }
   }
 
+  /**
+   * Drift repair: re-creates what the records say cnm owns and someone removed behind its back
+   * — a network's bridge, an endpoint's veth (the peer, addresses and routes come with it), a
+   * container's default route. Reads the kernel without locks, then repairs each object under
+   * its network's queue after checking again, so it never races a request. Never removes
+   * anything. Returns one line per repair made (empty when nothing had drifted).
+   */
+  /**
+   * True for at most `ROUTE_CHECKS_PER_PASS` endpoints per drift pass, rotating, so every
+   * endpoint's default route is looked at within `ceil(n / ROUTE_CHECKS_PER_PASS)` passes.
+   */
+  #routeCheckDue(endpointId: string): boolean {
+    if (this.#routeChecks.budget <= 0) return false;
+    if (this.#routeChecks.seen.has(endpointId)) return false;
+    this.#routeChecks.seen.add(endpointId);
+    this.#routeChecks.budget--;
+    return true;
+  }
+
+  async repairDrift(): Promise<string[]> {
+    if (this.#closed) return [];
+    // A new pass: when every endpoint has had its turn, start the rotation again.
+    const total = [...this.#networks.values()].reduce((n, net) => n + net.endpoints.size, 0);
+    if (this.#routeChecks.seen.size >= total) this.#routeChecks.seen.clear();
+    this.#routeChecks.budget = ROUTE_CHECKS_PER_PASS;
+    const done: string[] = [];
+    const present = new Set((await this.#kernel.linkList()).map((l) => l.name));
+    for (const net of [...this.#networks.values()]) {
+      // Bridge networks only: their endpoints are veths in the daemon's namespace (a macvlan
+      // endpoint has no host end to look for).
+      if (net.rec.configOnly || net.removed || net.rec.driver !== 'bridge') continue;
+      const owned = net.driver.ownedLinks(net.dnet);
+      const bridgeGone = owned.some((l) => !present.has(l));
+      const vethGone = [...net.endpoints.values()].filter((ep) => !present.has(ep.hostIfName));
+      const vethGoneSet = new Set(vethGone);
+      const routeGone: EndpointRecord[] = [];
+      for (const ep of net.endpoints.values()) {
+        if (!ep.gatewayEndpoint || net.rec.internal || vethGoneSet.has(ep)) continue;
+        // Reading routes costs a round trip into each sandbox: check a bounded, rotating share
+        // per pass so that the check never crowds out requests on the kernel thread (a full
+        // sweep of 1000 sandboxes every second made container creation 3x slower).
+        if (!this.#routeCheckDue(ep.id)) continue;
+        const ctr = this.#containers.get(ep.containerId);
+        if (!ctr?.rec.sandboxKey || ctr.removed) continue;
+        for (const fam of [4, 6] as const) {
+          const has =
+            fam === 4 ? ep.ipv4 && net.dnet.ipv4?.gateway : ep.ipv6 && net.dnet.ipv6?.gateway;
+          if (!has) continue;
+          const routes = await this.#kernel
+            .routeList(ctr.rec.sandboxKey, fam)
+            .catch(() => undefined);
+          if (routes && !routes.some((r) => r.dst === 'default')) {
+            routeGone.push(ep);
+            break;
+          }
+        }
+      }
+      if (!bridgeGone && vethGone.length === 0 && routeGone.length === 0) continue;
+      await this.#netLocks.run(net.rec.id, async () => {
+        if (net.removed) return;
+        const eps = bridgeGone ? [...net.endpoints.values()] : [...vethGone, ...routeGone];
+        if (bridgeGone) {
+          await net.driver.ensureNetwork(net.dnet);
+          done.push(`network "${net.rec.name}": bridge re-created`);
+        }
+        for (const ep of eps) {
+          const ctr = this.#containers.get(ep.containerId);
+          if (!ctr || ctr.removed || net.endpoints.get(ep.id) !== ep) continue;
+          const dep = this.#driverEndpoint(ctr.rec, ep);
+          // Port elements name the container's address, not the veth: they are still there.
+          await net.driver.ensureEndpoint(net.dnet, dep);
+          const what = vethGone.includes(ep)
+            ? 'veth re-created'
+            : routeGone.includes(ep)
+              ? 'default route restored'
+              : 're-attached';
+          done.push(`container "${ctr.rec.name}" on "${net.rec.name}": ${what}`);
+        }
+      });
+    }
+    for (const line of done) this.#cfg.log('warn', `Drift repaired: ${line}`);
+    return done;
+  }
+
   /** Removes kernel objects cnm owns that no record claims: links and sandboxes. */
   async #removeOrphans(): Promise<void> {
     const claimed = new Set<string>();
@@ -384,6 +510,51 @@ export class Controller implements ControllerApi {
   }
 
   // ---------------------------------------------------------------- networks
+
+  // ---------------------------------------------------------------- services (services.ts)
+
+  /** Creates a service: its VIP (vip mode), its record, its replicas. */
+  createService(req: ServiceCreateRequest): Promise<ServiceView> {
+    return this.#services.createService(req);
+  }
+
+  listServices(): ServiceView[] {
+    return this.#services.listServices();
+  }
+
+  inspectService(idOrName: string): ServiceView {
+    return this.#services.inspectService(idOrName);
+  }
+
+  removeService(idOrName: string): Promise<void> {
+    return this.#services.removeService(idOrName);
+  }
+
+  scaleService(idOrName: string, replicas: number): Promise<ServiceView> {
+    return this.#services.scaleService(idOrName, replicas);
+  }
+
+  #serviceNetwork(idOrName: string): ServiceNetwork {
+    const net = this.#findNetwork(idOrName);
+    const r = net.rec;
+    const gateway = net.dnet.ipv4?.gateway ?? net.dnet.ipv6?.gateway;
+    return {
+      id: r.id,
+      name: r.name,
+      dnet: net.dnet,
+      served: r.driver === 'bridge' && !r.predefined && !r.configOnly && gateway !== undefined,
+      balanced: r.driver === 'bridge',
+    };
+  }
+
+  /** Takes a VIP from a network's IPv4 IPAM (`want` on restore). */
+  #allocateVip(networkId: string, want?: string): string {
+    const net = this.#networks.get(networkId);
+    if (!net?.v4) {
+      throw new InvalidError('SERVICE_NETWORK_INVALID', `Network "${networkId}" has no IPv4`);
+    }
+    return net.v4.allocate(want === undefined ? undefined : IP.parse(want)).toString();
+  }
 
   info(): EngineInfo {
     const all = [...this.#containers.values()];
@@ -469,7 +640,9 @@ export class Controller implements ControllerApi {
     }
     const driverName = req.driver || 'bridge';
     const driver = this.#drivers.get(driverName);
-    if (req.scope && req.scope !== 'local') {
+    // `swarm` is what the docker CLI sends for global-scope networks.
+    const scope = req.scope === 'swarm' ? 'global' : req.scope;
+    if (scope && scope !== driver.capabilities.scope) {
       throw new InvalidError(
         'NET_SCOPE_INVALID',
         `Cannot create network "${name}": scope "${req.scope}" is not supported by driver "${driverName}"`,
@@ -488,6 +661,7 @@ export class Controller implements ControllerApi {
         `Cannot create network "${name}": IPAM driver "${ipamDriver}" is not available (cnm has "default")`,
       );
     }
+    const cluster = driver.capabilities.scope === 'global' ? this.#requireCluster(name) : undefined;
     const enableIPv6 = req.enableIPv6 === true;
     const enableIPv4 = req.enableIPv4 !== false;
     if (!enableIPv4 && !enableIPv6) {
@@ -549,11 +723,11 @@ export class Controller implements ControllerApi {
       const resolved = configOnly
         ? ipamCfg
         : await this.#resolveIpam(name, driver, ipamCfg, { enableIPv4, enableIPv6, predefined });
-      const rec: NetworkRecord = {
+      let rec: NetworkRecord = {
         id,
         name,
         driver: driverName,
-        scope: 'local',
+        scope: driver.capabilities.scope,
         created: now(),
         options,
         labels: { ...(req.labels ?? {}) },
@@ -569,6 +743,13 @@ export class Controller implements ControllerApi {
         userSubnets,
       };
       void typed;
+      if (cluster) {
+        // Name, VNI and subnets are reserved cluster-wide by compare-and-swap; subnets are
+        // chosen again (avoiding every global network's) each time another host wins a race.
+        rec = await cluster.createNetwork(rec, (taken) =>
+          this.#resolveIpam(name, driver, ipamCfg, { enableIPv4, enableIPv6, predefined, taken }),
+        );
+      }
       const live = this.#buildLive(rec);
       if (!configOnly) {
         live.driver.validateNetwork(
@@ -580,10 +761,15 @@ export class Controller implements ControllerApi {
       }
       const undo = new CleanupStack();
       try {
-        await this.#store.put(KEYS.network(id), rec, { expectRevision: 0 });
-        undo.push('store network', () =>
-          this.#store.delete(KEYS.network(id)).then(() => undefined),
-        );
+        if (cluster) {
+          const made = rec;
+          undo.push('cluster network', () => cluster.removeNetwork(made));
+        } else {
+          await this.#store.put(KEYS.network(id), rec, { expectRevision: 0 });
+          undo.push('store network', () =>
+            this.#store.delete(KEYS.network(id)).then(() => undefined),
+          );
+        }
         if (!configOnly) {
           undo.push('delete network objects', () => live.driver.deleteNetwork(live.dnet));
           await live.driver.ensureNetwork(live.dnet);
@@ -605,7 +791,7 @@ export class Controller implements ControllerApi {
     name: string,
     driver: Driver,
     cfg: NonNullable<NetworkCreateRequest['ipam']>['config'] & object,
-    opts: { enableIPv4: boolean; enableIPv6: boolean; predefined: boolean },
+    opts: { enableIPv4: boolean; enableIPv6: boolean; predefined: boolean; taken?: Prefix[] },
   ): Promise<NetworkRecord['ipam']['config']> {
     if (!driver.capabilities.usesIpam) {
       if (cfg.length > 0) {
@@ -622,6 +808,8 @@ export class Controller implements ControllerApi {
         others.push({ prefix: Prefix.parse(c.subnet), owner: `network "${n.rec.name}"` });
       }
     }
+    for (const prefix of opts.taken ?? [])
+      others.push({ prefix, owner: 'a network of the cluster' });
     const pools: Pool[] = [];
     for (const c of cfg) {
       if (!c.subnet) {
@@ -715,9 +903,12 @@ export class Controller implements ControllerApi {
           );
         }
       }
+      // Cluster record first: it refuses while any host has endpoints, and it is the truth.
+      const cluster = net.rec.scope === 'global' ? this.#requireCluster(net.rec.name) : undefined;
+      if (cluster) await cluster.removeNetwork(net.rec);
       // Record last: a crash after the kernel step leaves a record that start-up re-creates.
       if (!net.rec.configOnly) await net.driver.deleteNetwork(net.dnet);
-      await this.#store.delete(KEYS.network(net.rec.id));
+      if (!cluster) await this.#store.delete(KEYS.network(net.rec.id));
       net.removed = true;
       this.#networks.delete(net.rec.id);
       await this.#cfg.observer?.networkDown(net.rec.id);
@@ -858,6 +1049,7 @@ export class Controller implements ControllerApi {
           : ep.ipv4
             ? MAC.fromIPv4(IP.parse(ep.ipv4)).toString()
             : MAC.random(randomBytes(6)).toString();
+        if (net.rec.scope === 'global') await this.#publishGlobal(ctr, net, ep, req, undo);
         const dep = this.#driverEndpoint(ctr.rec, ep);
         if (opts.ports.length > 0) {
           if (!caps.publishesPorts) {
@@ -908,6 +1100,7 @@ export class Controller implements ControllerApi {
       net.endpoints.set(id, ep);
       ctr.endpoints.set(net.rec.id, ep);
       this.#endpointsUp(ctr, ep);
+      await this.#policyAttach(ctr, ep);
       return ep;
     });
   }
@@ -945,8 +1138,11 @@ export class Controller implements ControllerApi {
     await this.#netLocks.run(net.rec.id, async () => {
       const ep = ctr.endpoints.get(net.rec.id);
       if (!ep) return;
+      // The cluster first: while it is unreachable the change is refused and nothing moves.
+      if (net.rec.scope === 'global') await this.#requireCluster(net.rec.name).withdrawEndpoint(ep);
       // Names go first: no answer may point at an interface being torn down.
       this.#cfg.observer?.endpointDown(ep.id);
+      await this.#cfg.policy?.endpointDetached(ep.id);
       await this.#deleteEndpointKernel(net, ep);
       await this.#store.delete(KEYS.endpoint(ep.id));
       if (ep.ipv4) net.v4?.release(IP.parse(ep.ipv4));
@@ -1014,12 +1210,155 @@ export class Controller implements ControllerApi {
     });
   }
 
+  // ---------------------------------------------------------------- network policy (events.ts)
+
+  /** Tells the policy engine about an endpoint with addresses. */
+  async #policyAttach(ctr: LiveContainer, ep: EndpointRecord): Promise<void> {
+    if (!this.#cfg.policy || (!ep.ipv4 && !ep.ipv6)) return;
+    await this.#cfg.policy.endpointAttached({
+      endpointId: ep.id,
+      containerId: ctr.rec.id,
+      labels: { ...(ctr.rec.spec.labels ?? {}) },
+      portNames: [...(ctr.rec.spec.portNames ?? [])],
+      ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),
+      ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    });
+  }
+
+  /**
+   * Sets and removes a container's labels (kept in its spec); network policies follow before
+   * this returns.
+   * @throws NotFoundError CONTAINER_NOT_FOUND
+   */
+  async updateContainerLabels(
+    idOrName: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ): Promise<void> {
+    const ctr = this.#findContainer(idOrName);
+    await this.#ctrLocks.run(ctr.rec.id, async () => {
+      if (ctr.removed)
+        throw new NotFoundError('CONTAINER_NOT_FOUND', `No such container: ${idOrName}`);
+      const labels = { ...(ctr.rec.spec.labels ?? {}), ...set };
+      for (const k of remove) delete labels[k];
+      const rec = { ...ctr.rec, spec: { ...ctr.rec.spec, labels } };
+      await this.#store.put(KEYS.container(rec.id), rec);
+      ctr.rec = rec;
+      await this.#cfg.policy?.containerLabelsChanged(rec.id, { ...labels });
+    });
+  }
+
+  // ---------------------------------------------------------------- cluster (cluster.ts)
+
+  #requireCluster(name: string): ClusterScope {
+    if (!this.#cfg.cluster) {
+      throw new ForbiddenError(
+        'CLUSTER_REQUIRED',
+        `Cannot use global-scope network "${name}": cnmd runs without a cluster store (start it with --cluster-store and --advertise-addr)`,
+      );
+    }
+    return this.#cfg.cluster;
+  }
+
+  /**
+   * Claims the endpoint's addresses cluster-wide and publishes it. A dynamic IPv4 address held
+   * by another host stays reserved here too, and the next one is tried.
+   */
+  async #publishGlobal(
+    ctr: LiveContainer,
+    net: LiveNetwork,
+    ep: EndpointRecord,
+    req: EndpointRequest,
+    undo: CleanupStack,
+  ): Promise<void> {
+    const cluster = this.#requireCluster(net.rec.name);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await cluster.publishEndpoint(ep, ctr.rec.name);
+        undo.push('withdraw endpoint from the cluster', () => cluster.withdrawEndpoint(ep));
+        return;
+      } catch (err) {
+        const taken = err instanceof ConflictError && err.code === 'ADDRESS_IN_USE';
+        if (!taken || attempt >= 256) throw err;
+        // Each host allocates from its own view; another host may hold the address this one
+        // picked. The cluster names the taken address: pick the next one of that family.
+        const v6Taken = ep.ipv6 !== undefined && err.message.includes(`"${ep.ipv6}"`);
+        if (v6Taken) {
+          if (req.ipv6 || !net.v6) throw err;
+          const ip = net.v6.allocate();
+          undo.push('release IPv6', () => void net.v6!.release(ip));
+          ep.ipv6 = ip.toString();
+          continue;
+        }
+        if (req.ipv4 || !net.v4) throw err;
+        const ip = net.v4.allocate();
+        undo.push('release IPv4', () => void net.v4!.release(ip));
+        ep.ipv4 = ip.toString();
+        if (!req.mac) ep.mac = MAC.fromIPv4(ip).toString();
+      }
+    }
+  }
+
+  /** At start: publishes restored endpoints of global networks, follows other hosts' networks. */
+  async #clusterUp(): Promise<void> {
+    const cluster = this.#cfg.cluster;
+    if (!cluster) return;
+    cluster.setObserver(this.#cfg.observer);
+    for (const net of this.#networks.values()) {
+      if (net.rec.scope !== 'global') continue;
+      for (const ep of net.endpoints.values()) {
+        const name = this.#containers.get(ep.containerId)?.rec.name ?? '';
+        await cluster.publishEndpoint(ep, name).catch((err: unknown) => {
+          this.#cfg.log('error', `Cannot publish endpoint of "${name}": ${describeError(err)}`);
+        });
+      }
+    }
+    cluster.watchNetworks((c) => void this.#onClusterNetwork(c));
+  }
+
+  /** A global network was created or removed (on any host). */
+  async #onClusterNetwork(c: {
+    type: 'put' | 'delete';
+    id: string;
+    rec?: NetworkRecord;
+  }): Promise<void> {
+    try {
+      if (c.type === 'put' && c.rec) {
+        const rec = c.rec;
+        await this.#createNetLock.run(async () => {
+          if (this.#closed || this.#networks.has(rec.id)) return;
+          await this.#loadNetwork(rec);
+          await this.#networkUp(this.#networks.get(rec.id)!);
+          this.#cfg.log('info', `Network "${rec.name}" appeared in the cluster`);
+        });
+        return;
+      }
+      const net = this.#networks.get(c.id);
+      if (c.type !== 'delete' || !net) return;
+      await this.#netLocks.run(c.id, async () => {
+        if (net.removed) return;
+        if (net.endpoints.size > 0) {
+          this.#cfg.log('warn', `Network "${net.rec.name}" left the cluster with local endpoints`);
+          return;
+        }
+        await net.driver.deleteNetwork(net.dnet);
+        net.removed = true;
+        this.#networks.delete(c.id);
+        await this.#cfg.observer?.networkDown(c.id);
+        this.#cfg.log('info', `Network "${net.rec.name}" was removed from the cluster`);
+      });
+    } catch (err) {
+      this.#cfg.log('error', `Cannot follow cluster network "${c.id}": ${describeError(err)}`);
+    }
+  }
+
   // ---------------------------------------------------------------- name service (events.ts)
 
   /** The network as the embedded DNS sees it, when it serves it: user-defined bridges, as Docker. */
   #dnsNetwork(net: LiveNetwork): ObservedNetwork | undefined {
     const r = net.rec;
-    if (!this.#cfg.observer || r.driver !== 'bridge' || r.predefined || r.configOnly) return;
+    if (!this.#cfg.observer || r.predefined || r.configOnly) return;
+    if (r.driver !== 'bridge' && r.driver !== 'overlay') return;
     const fams = [net.dnet.ipv4, net.dnet.ipv6].filter((f) => f?.gateway !== undefined);
     if (fams.length === 0) return undefined;
     return {
@@ -1220,6 +1559,7 @@ export class Controller implements ControllerApi {
         );
     }
     for (const p of spec.ports ?? []) parsePortSpec(p);
+    for (const p of spec.portNames ?? []) parseNamedPort(p);
   }
 
   async createContainer(spec: ContainerSpec): Promise<ContainerView> {
@@ -1579,13 +1919,13 @@ export class Controller implements ControllerApi {
     if (ctr.rec.state.status !== 'running') return;
     const { pid, startTime } = ctr.rec.state;
     const exited = this.waitContainer(ctr.rec.id);
-    if (processAlive(pid, startTime)) process.kill(pid, 'SIGTERM');
+    if (processAlive(pid, startTime)) signalQuietly(pid, 'SIGTERM');
     const timeout = (opts.timeoutSec ?? 10) * 1000;
     const timer = new Promise<'timeout'>((res) =>
       setTimeout(() => res('timeout'), timeout).unref(),
     );
     if ((await Promise.race([exited, timer])) === 'timeout') {
-      if (processAlive(pid, startTime)) process.kill(pid, 'SIGKILL');
+      if (processAlive(pid, startTime)) signalQuietly(pid, 'SIGKILL');
       await exited;
     }
   }
@@ -1683,4 +2023,16 @@ function osSignal(sig: NodeJS.Signals): number | undefined {
     SIGTERM: 15,
   };
   return table[sig];
+}
+
+/**
+ * Sends a signal to a process that was alive a moment ago. ESRCH (it exited in between) is the
+ * outcome the caller wanted anyway; anything else is a real failure.
+ */
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }

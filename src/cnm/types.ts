@@ -115,6 +115,8 @@ export interface ContainerSpec {
   networks?: ({ name: string } & EndpointRequest)[];
   /** `-p` specs as strings (`8080:80/tcp`), parsed by the controller. */
   ports?: string[];
+  /** Named ports for network policy (`--port-name http=8080/tcp`), `name=port[/proto]`. */
+  portNames?: string[];
   dns?: string[];
   dnsSearch?: string[];
   dnsOptions?: string[];
@@ -238,4 +240,58 @@ export interface ControllerApi {
   waitContainer(idOrName: string, signal?: AbortSignal): Promise<{ exitCode: number }>;
   /** Runs a command inside the running container's namespaces. */
   execContainer(idOrName: string, cmd: string[], opts?: { env?: string[] }): Promise<ExecHandle>;
+}
+
+/** A service create request (`POST /cnm/services/create`). */
+export interface ServiceCreateRequest {
+  name: string;
+  /** Network name or id: a user-defined bridge network. */
+  network: string;
+  /** Default 1. */
+  replicas?: number;
+  /** `vip` (default): the name resolves to one virtual IP; `dnsrr`: to every replica. */
+  endpointMode?: 'vip' | 'dnsrr';
+  /** The replicas' command. */
+  cmd: string[];
+  env?: string[];
+  labels?: Record<string, string>;
+}
+
+/** One replica of a service. */
+export interface ServiceTaskView {
+  id: string;
+  name: string;
+  status: ContainerStatus;
+  /** The replica's IPv4 address on the service network, or empty. */
+  ipAddress: string;
+}
+
+/** What `inspectService` returns. */
+export interface ServiceView {
+  id: string;
+  name: string;
+  created: string;
+  networkId: string;
+  network: string;
+  endpointMode: 'vip' | 'dnsrr';
+  /** The virtual IP (vip mode), else empty. */
+  vip: string;
+  /** Desired replicas. */
+  replicas: number;
+  /** Replicas whose container runs. */
+  running: number;
+  tasks: ServiceTaskView[];
+}
+
+/** Services (`/cnm/services`): replicated containers behind one name. */
+export interface ServiceApi {
+  /** @throws ConflictError SERVICE_NAME_IN_USE, InvalidError, NotFoundError NET_NOT_FOUND */
+  createService(req: ServiceCreateRequest): Promise<ServiceView>;
+  listServices(): ServiceView[];
+  /** @throws NotFoundError SERVICE_NOT_FOUND */
+  inspectService(idOrName: string): ServiceView;
+  /** Removes the replicas, the VIP and the record. */
+  removeService(idOrName: string): Promise<void>;
+  /** Adds replicas (`name.N+1`, ...) or removes the highest-numbered ones. */
+  scaleService(idOrName: string, replicas: number): Promise<ServiceView>;
 }

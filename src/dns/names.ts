@@ -65,7 +65,14 @@ export interface Asker {
 
 /** What a name lookup found. */
 export type LookupResult =
-  { found: false } | { found: true; records: LocalRecord[]; networkName: string };
+  | { found: false }
+  | {
+      found: true;
+      records: LocalRecord[];
+      networkName: string;
+      /** One endpoint holds the name: the answer is the same on every lookup (no rotation). */
+      stable: boolean;
+    };
 
 function canonical(ip: string | undefined): string | undefined {
   return ip === undefined ? undefined : IP.tryParse(ip)?.toString();
@@ -77,9 +84,16 @@ export class NameTable {
   #endpoints = new Map<string, Ep>();
   #byIp = new Map<string, Ep>();
   #byContainer = new Map<string, Set<Ep>>();
+  #version = 0;
+
+  /** Changes on every change of the table: answers remembered under an older value are stale. */
+  get version(): number {
+    return this.#version;
+  }
 
   /** Adds or replaces a network (its names are kept when it is replaced). */
   addNetwork(n: NameNetwork): void {
+    this.#version++;
     const old = this.#networks.get(n.id);
     if (old) {
       old.facts = { ...n };
@@ -96,6 +110,7 @@ export class NameTable {
 
   /** Removes a network and every endpoint still registered on it. */
   removeNetwork(id: string): void {
+    this.#version++;
     const net = this.#networks.get(id);
     if (!net) return;
     for (const ep of [...this.#endpoints.values()]) {
@@ -114,6 +129,7 @@ export class NameTable {
    * earlier registration of the same endpoint. Ignored when the network is not served.
    */
   addEndpoint(e: NameEndpoint): void {
+    this.#version++;
     const net = this.#networks.get(e.networkId);
     if (!net) return;
     this.removeEndpoint(e.endpointId);
@@ -155,6 +171,7 @@ export class NameTable {
   removeEndpoint(endpointId: string): void {
     const ep = this.#endpoints.get(endpointId);
     if (!ep) return;
+    this.#version++;
     this.#endpoints.delete(endpointId);
     const net = this.#networks.get(ep.facts.networkId);
     for (const n of ep.names) {
@@ -208,12 +225,12 @@ export class NameTable {
   lookup(asker: Asker, name: string, qtype: number): LookupResult {
     for (const net of asker.networks) {
       const set = net.names.get(name);
-      if (set) return { found: true, records: rotate(set, qtype), networkName: net.facts.name };
+      if (set) return found(set, qtype, net);
     }
     for (const net of asker.networks) {
       if (name.length > net.lname.length + 1 && name.endsWith(`.${net.lname}`)) {
         const set = net.names.get(name.slice(0, -(net.lname.length + 1)));
-        if (set) return { found: true, records: rotate(set, qtype), networkName: net.facts.name };
+        if (set) return found(set, qtype, net);
       }
     }
     return { found: false };
@@ -234,6 +251,15 @@ export class NameTable {
   static ptrRecord(target: string): LocalRecord {
     return { type: QTYPE.PTR, data: encodeName(target) };
   }
+}
+
+function found(set: NameSet, qtype: number, net: Net): LookupResult {
+  return {
+    found: true,
+    records: rotate(set, qtype),
+    networkName: net.facts.name,
+    stable: set.eps.length <= 1,
+  };
 }
 
 function rotate(set: NameSet, qtype: number): LocalRecord[] {

@@ -57,6 +57,28 @@ interface Listener {
   tcp: net.Server[];
   subnets: Prefix[];
   conns: Set<net.Socket>;
+  /** Remembered UDP answers by source address; see {@link DnsServer.#fastAnswer}. */
+  fast: Map<string, FastAsker>;
+}
+
+/** The answers one source got, valid while the name table's version is `version`. */
+interface FastAsker {
+  version: number;
+  /** Query bytes after the id (flags, counts, question, OPT) → the whole answer. */
+  answers: Map<string, Buffer>;
+}
+
+/** Sources remembered per listener, and answers per source; past that the map starts over. */
+const FAST_SOURCES = 4096;
+const FAST_ANSWERS = 64;
+
+// Answers go back to the query's source, always an address literal: these skip dns.lookup(),
+// which parses the address and defers through process.nextTick on every send.
+function literal4(address: string, _f: unknown, cb: (e: null, a: string, f: number) => void): void {
+  cb(null, address, 4);
+}
+function literal6(address: string, _f: unknown, cb: (e: null, a: string, f: number) => void): void {
+  cb(null, address, 6);
 }
 
 /** The DNS server: listeners per network, one shared handler. */
@@ -82,6 +104,7 @@ export class DnsServer {
       tcp: [],
       subnets: spec.subnets.map((s) => Prefix.parse(s)),
       conns: new Set(),
+      fast: new Map(),
     };
     this.#listeners.set(spec.networkId, l);
     for (const addr of spec.addresses) {
@@ -113,13 +136,22 @@ export class DnsServer {
   }
 
   #bindUdp(networkId: string, l: Listener, addr: string): Promise<dgram.Socket> {
-    const sock = dgram.createSocket(net.isIPv6(addr) ? 'udp6' : 'udp4');
+    const v6 = net.isIPv6(addr);
+    const sock = dgram.createSocket({
+      type: v6 ? 'udp6' : 'udp4',
+      lookup: (v6 ? literal6 : literal4) as unknown as dgram.SocketOptions['lookup'],
+    });
     sock.on('message', (msg, rinfo) => {
       this.#deps.metrics.queries.udp++;
+      const fast = this.#fastAnswer(msg, rinfo.address, l);
+      if (fast !== undefined) {
+        // No callback: node then adds no process.nextTick per send, and a send error (client
+        // gone, buffer full) is dropped silently; it loses one answer and the client retries.
+        sock.send(fast, rinfo.port, rinfo.address);
+        return;
+      }
       this.#handle(msg, rinfo.address, networkId, l, 'udp', (answer) => {
-        sock.send(answer, rinfo.port, rinfo.address, () => {
-          // A send error (client gone, buffer full) loses one answer; the client retries.
-        });
+        sock.send(answer, rinfo.port, rinfo.address);
       });
     });
     return new Promise((resolve, reject) => {
@@ -177,6 +209,43 @@ export class DnsServer {
     });
   }
 
+  /**
+   * The common case without parsing: a source asking again exactly what it asked before (same
+   * flags, question and EDNS record) while the name table has not changed gets a copy of the
+   * answer it got then, with its new id. Only local answers that do not rotate are remembered
+   * ({@link #remember}); everything else takes the full path.
+   */
+  #fastAnswer(msg: Buffer, src: string, l: Listener): Buffer | undefined {
+    const f = l.fast.get(src);
+    if (f === undefined || msg.length < 12 || msg.length > QUERY_MAX) return undefined;
+    if (f.version !== this.#deps.table.version) {
+      l.fast.delete(src);
+      return undefined;
+    }
+    const t = f.answers.get(msg.toString('latin1', 2));
+    if (t === undefined) return undefined;
+    const out = Buffer.allocUnsafe(t.length);
+    t.copy(out, 0);
+    out[0] = msg[0]!;
+    out[1] = msg[1]!;
+    const m = this.#deps.metrics;
+    m.local++;
+    countAnswer(m, out);
+    return out;
+  }
+
+  #remember(l: Listener, src: string, query: Buffer, answer: Buffer): void {
+    const version = this.#deps.table.version;
+    let f = l.fast.get(src);
+    if (f === undefined || f.version !== version) {
+      if (l.fast.size >= FAST_SOURCES) l.fast.clear();
+      f = { version, answers: new Map() };
+      l.fast.set(src, f);
+    }
+    if (f.answers.size >= FAST_ANSWERS) f.answers.clear();
+    f.answers.set(query.toString('latin1', 2), Buffer.from(answer));
+  }
+
   #allowed(l: Listener, src: string): boolean {
     const ip = IP.tryParse(src);
     return ip !== undefined && l.subnets.some((p) => p.family === ip.family && p.contains(ip));
@@ -224,14 +293,14 @@ export class DnsServer {
         const r = this.#deps.table.lookup(asker, q.name, q.type);
         if (r.found) {
           m.local++;
-          send(
-            buildAnswer(msg, q, {
-              rcode: RCODE.NOERROR,
-              records: r.records,
-              ttl: LOCAL_TTL,
-              limit,
-            }),
-          );
+          const answer = buildAnswer(msg, q, {
+            rcode: RCODE.NOERROR,
+            records: r.records,
+            ttl: LOCAL_TTL,
+            limit,
+          });
+          if (r.stable && transport === 'udp') this.#remember(l, src, msg, answer);
+          send(answer);
           return;
         }
       }

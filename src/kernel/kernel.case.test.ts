@@ -13,6 +13,11 @@ export interface KernelWorld {
   kernel: Kernel;
   /** A fresh, unused namespace path (not created yet). */
   nsPath(): string;
+  /**
+   * An independent oracle for a bridge port's hairpin mode (the real world asks
+   * `bridge -d link show`); cases also read it back through `linkGet` either way.
+   */
+  hairpinOracle?(name: string, ns: string): Promise<boolean | undefined>;
 }
 
 /** Retries `check` until it passes: netns teardown runs asynchronously in the real kernel. */
@@ -172,6 +177,63 @@ export function runKernelCases(label: string, getWorld: () => KernelWorld): void
       await k.linkSet('d9', { up: true }, ns);
       assert.equal((await k.linkGet('d9', ns))?.up, true);
       await rejectsErrno(k.linkSet('ghost', { up: true }, ns), 'ENODEV');
+    });
+
+    test('linkSet()/linkAdd() hairpin: a bridge port in hairpin mode, read back', async () => {
+      const w = getWorld();
+      const k = w.kernel;
+      const host = await newNs();
+      const sb = await newNs();
+      const both = async (name: string): Promise<boolean | undefined> => {
+        const got = (await k.linkGet(name, host))?.hairpin;
+        if (w.hairpinOracle) assert.equal(await w.hairpinOracle(name, host), got, 'oracle');
+        return got;
+      };
+      await k.linkAdd({ kind: 'bridge', name: 'br0', up: true }, host);
+      await k.linkAdd(
+        { kind: 'veth', name: 'vh1', master: 'br0', up: true, peer: { name: 'eth0', ns: sb } },
+        host,
+      );
+      assert.equal(await both('vh1'), false, 'a new port is not in hairpin mode');
+      await k.linkSet('vh1', { hairpin: true }, host);
+      assert.equal(await both('vh1'), true);
+      const vh1 = await k.linkGet('vh1', host);
+      assert.equal(vh1?.up, true, 'other settings are left alone');
+      assert.equal(vh1?.master, (await k.linkGet('br0', host))?.index);
+      await k.linkSet('vh1', { hairpin: false }, host);
+      assert.equal(await both('vh1'), false);
+      // At creation (a follow-up request after the link exists), and in a batch.
+      await k.linkAdd(
+        {
+          kind: 'veth',
+          name: 'vh2',
+          master: 'br0',
+          hairpin: true,
+          peer: { name: 'eth1', ns: sb },
+        },
+        host,
+      );
+      assert.equal(await both('vh2'), true);
+      await k.linkAdd({ kind: 'veth', name: 'vh3', peer: { name: 'eth2', ns: sb } }, host);
+      await k.batch([{ op: 'linkSet', args: ['vh3', { master: 'br0', hairpin: true }, host] }]);
+      assert.equal(await both('vh3'), true);
+      // Released, it is no bridge port and has no hairpin setting; re-enslaved, it starts off.
+      await k.linkSet('vh3', { master: null }, host);
+      assert.equal((await k.linkGet('vh3', host))?.hairpin, undefined);
+      await k.linkSet('vh3', { master: 'br0' }, host);
+      assert.equal(await both('vh3'), false);
+      // Only a bridge port has the setting; a failed linkAdd leaves nothing behind.
+      await rejectsErrno(k.linkSet('eth0', { hairpin: true }, sb), 'EOPNOTSUPP');
+      await rejectsErrno(k.linkSet('br0', { hairpin: true }, host), 'EOPNOTSUPP');
+      await rejectsErrno(
+        k.linkAdd(
+          { kind: 'veth', name: 'vh4', hairpin: true, peer: { name: 'eth3', ns: sb } },
+          host,
+        ),
+        'EOPNOTSUPP',
+      );
+      assert.equal(await k.linkGet('vh4', host), undefined);
+      await rejectsErrno(k.linkSet('ghost', { hairpin: true }, host), 'ENODEV');
     });
 
     test('linkAdd() macvlan child is created in another namespace', async () => {

@@ -30,6 +30,16 @@ describe('real kernel', { skip }, () => {
   runKernelCases('createKernel()', () => ({
     kernel: kernel!,
     nsPath: () => `${dir}/cnmt-k-${process.pid}-${++n}`,
+    // iproute2 reads the port back with an AF_BRIDGE dump (IFLA_PROTINFO), not our decoder.
+    hairpinOracle: async (name, ns) => {
+      const out = execFileSync(
+        'nsenter',
+        [`--net=${ns}`, 'bridge', '-d', '-j', 'link', 'show', 'dev', name],
+        { encoding: 'utf8' },
+      );
+      const [port] = JSON.parse(out) as { hairpin?: boolean }[];
+      return port?.hairpin;
+    },
   }));
 
   test('netnsDirEnsure() makes a directory a shared mount of itself', async () => {

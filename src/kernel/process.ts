@@ -14,7 +14,7 @@
  * not on the endpoint path.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 
 /** What to start. */
 export interface ContainerProcessSpec {
@@ -121,6 +121,40 @@ export function processAlive(pid: number, startTime: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Finds the processes cnm started for containers of the daemon with exec root `execRoot`, by
+ * the environment markers every shim and container process carries: container id → PIDs.
+ * A process whose environment cannot be read (gone, or a kernel thread) is skipped.
+ */
+export function listContainerProcesses(execRoot: string): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  const rootMark = `CNM_EXEC_ROOT=${execRoot}`;
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${e}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!env.includes('CNM_CONTAINER_ID=')) continue;
+    const vars = env.split('\0');
+    if (!vars.includes(rootMark)) continue;
+    const id = vars.find((v) => v.startsWith('CNM_CONTAINER_ID='))?.slice(17);
+    if (!id) continue;
+    const list = out.get(id) ?? [];
+    list.push(Number(e));
+    out.set(id, list);
+  }
+  return out;
 }
 
 /** Reads a shim exit file: the exit code, or undefined when it is not (yet) written. */

@@ -32,6 +32,8 @@ export interface Link {
   link?: number;
   /** IFLA_IFALIAS: cnm marks its own links here. */
   alias?: string;
+  /** Bridge port in hairpin mode (IFLA_BRPORT_MODE); set only for bridge ports. */
+  hairpin?: boolean;
 }
 
 /** Options common to every new link. */
@@ -44,6 +46,8 @@ interface LinkAddBase {
   up?: boolean;
   /** Name of a bridge (in the same namespace) to enslave the new link to. */
   master?: string;
+  /** Put the new bridge port (needs `master`) in hairpin mode; see `LinkSet.hairpin`. */
+  hairpin?: boolean;
 }
 
 /** A veth pair whose peer is born inside `peer.ns` under its final name (never moved). */
@@ -115,6 +119,12 @@ export interface LinkSet {
   master?: string | null;
   /** Rename (only while down). */
   name?: string;
+  /**
+   * Bridge port hairpin mode (IFLA_BRPORT_MODE, `bridge link set dev X hairpin on`): the bridge
+   * may send a frame back out of the port it came in on. Only for a bridge port (applied after
+   * `master`); any other link fails EOPNOTSUPP. Releasing or re-enslaving a port resets it.
+   */
+  hairpin?: boolean;
 }
 
 /** An address as read back (RTM_GETADDR). */
@@ -175,7 +185,13 @@ export interface Neigh {
  * success for this step (`EEXIST` makes an add idempotent).
  */
 export type KernelStep = {
-  [M in BatchableOp]: { op: M; args: Parameters<Kernel[M]>; ignore?: string[] };
+  [M in BatchableOp]: {
+    op: M;
+    args: Parameters<Kernel[M]>;
+    ignore?: string[];
+    /** Run only when the step before failed with one of its `ignore` codes (the "exists" path). */
+    onlyIfPreviousIgnored?: boolean;
+  };
 }[BatchableOp];
 
 /** Methods `batch` can run. */

@@ -13,6 +13,7 @@ import { loadAddon, type NativeAddon } from './native-addon.js';
 import { NetlinkSocket, NetlinkStatusError } from './netlink-socket.js';
 import { decodeAddr, encodeAddr, encodeAddrDump } from './rtnetlink/addr.js';
 import {
+  AF_BRIDGE,
   AF_UNSPEC,
   IFF_UP,
   NETLINK_ROUTE,
@@ -40,6 +41,7 @@ import {
   RTM_GETLINK,
   RTM_NEWADDR,
   RTM_NEWLINK,
+  RTM_SETLINK,
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
 } from './rtnetlink/constants.js';
@@ -289,6 +291,8 @@ export class HostKernel {
       const after: LinkSet = {};
       if (link.alias !== undefined) after.alias = link.alias;
       if (link.up && !upNow) after.up = true;
+      // Bridge port settings are their own AF_BRIDGE request (see linkSet).
+      if (link.hairpin !== undefined) after.hairpin = link.hairpin;
       if (Object.keys(after).length > 0) this.linkSet(link.name, after, target);
       if (link.kind === 'veth' && link.peer.up)
         this.linkSet(link.peer.name, { up: true }, link.peer.ns);
@@ -313,15 +317,35 @@ export class HostKernel {
     if (changes.alias !== undefined) attrs.alias = changes.alias;
     if (changes.master === null) attrs.master = 0;
     else if (changes.master !== undefined) attrs.master = this.#resolve(sock, changes.master, ns);
+    const generic = header.change !== undefined || Object.keys(attrs).length > 0;
+    let finalName = name;
     if (changes.name !== undefined && changes.name !== name) {
       // A rename addresses the link by index: IFLA_IFNAME then carries the new name.
       header.index = this.#resolve(sock, name, ns);
       attrs.name = changes.name;
+      finalName = changes.name;
     } else {
       // The kernel looks the link up by IFLA_IFNAME when ifi_index is 0: one round trip less.
       attrs.name = name;
     }
-    attempt(action, () => sock.request(encodeLink(RTM_NEWLINK, REQ_ACK, header, attrs)));
+    if (generic || changes.name !== undefined || changes.hairpin === undefined)
+      attempt(action, () => sock.request(encodeLink(RTM_NEWLINK, REQ_ACK, header, attrs)));
+    if (changes.hairpin !== undefined) {
+      // Bridge port settings go to the bridge (rtnl_bridge_setlink -> br_setlink): RTM_SETLINK
+      // with ifi_family AF_BRIDGE, the port by ifi_index only, IFLA_PROTINFO nested. As
+      // `bridge link set dev X hairpin on` sends it. After the master change above, if any.
+      const index = header.index ?? this.#resolve(sock, finalName, ns);
+      attempt(action, () =>
+        sock.request(
+          encodeLink(
+            RTM_SETLINK,
+            REQ_ACK,
+            { family: AF_BRIDGE, index },
+            { brport: { hairpin: changes.hairpin! } },
+          ),
+        ),
+      );
+    }
   }
 
   linkDel(name: string, ns: NsRef, opts?: { ifExists?: boolean }): void {
@@ -519,13 +543,19 @@ export class HostKernel {
 
   batch(steps: readonly KernelStep[]): void {
     type Method = (...args: unknown[]) => unknown;
+    let previousIgnored = false;
     for (const step of steps) {
       const fn = (this as unknown as Record<string, Method>)[step.op];
       if (typeof fn !== 'function') throw new TypeError(`Unknown batch operation "${step.op}"`);
+      if (step.onlyIfPreviousIgnored && !previousIgnored) continue;
+      previousIgnored = false;
       try {
         fn.apply(this, step.args);
       } catch (err) {
-        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) continue;
+        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) {
+          previousIgnored = true;
+          continue;
+        }
         throw err;
       }
     }

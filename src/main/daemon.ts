@@ -9,7 +9,12 @@ import { dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { createApiServer } from '../api/server.js';
 import { Controller } from '../cnm/controller.js';
+import { startReconciler } from '../cnm/reconciler.js';
+import { PolicyEngine } from '../cnm/policy-engine.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
+import { Cluster } from '../cnm/cluster.js';
+import { EtcdStore } from '../store/etcd/etcd-store.js';
 import { ipvlanDriver, macvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { hostDriver, noneDriver } from '../drivers/null-drivers.js';
 import { DriverRegistry } from '../drivers/registry.js';
@@ -42,6 +47,12 @@ export interface DaemonConfig {
   bip?: string;
   bridgeName: string;
   nftTable: string;
+  /** `etcd://H1:2379,H2:2379`: global-scope (overlay) networks shared through etcd. */
+  clusterStore?: string;
+  /** This host's underlay address: its VTEP and its id in the cluster. */
+  advertiseAddr?: string;
+  /** dockerd's `--cluster-store-opt`: `kv.cacertfile`, `kv.certfile`, `kv.keyfile`. */
+  clusterStoreOpts: string[];
 }
 
 function socketPath(host: string): string {
@@ -78,6 +89,14 @@ function parseConfig(argv: string[]): DaemonConfig {
     )
     .option('--bip <cidr>', 'address and prefix of the default bridge, e.g. 172.17.0.1/16')
     .option('--bridge-name <name>', 'kernel name of the default bridge', 'cnm0')
+    .option('--cluster-store <url>', 'etcd cluster for overlay networks: etcd://H1:2379,H2:2379')
+    .option('--advertise-addr <ip>', "this host's underlay address (VXLAN endpoint)")
+    .option(
+      '--cluster-store-opt <k=v>',
+      'kv.cacertfile, kv.certfile, kv.keyfile (TLS to etcd; repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option(
       '--config-file <file>',
       'daemon configuration file (JSON, dockerd daemon.json keys)',
@@ -114,6 +133,9 @@ function parseConfig(argv: string[]): DaemonConfig {
     resolvConf: pick('resolvConf', 'resolv-conf', String),
     ...(bip ? { bip } : {}),
     bridgeName: pick('bridgeName', 'bridge-name', String),
+    ...(o.clusterStore ? { clusterStore: String(o.clusterStore) } : {}),
+    ...(o.advertiseAddr ? { advertiseAddr: String(o.advertiseAddr) } : {}),
+    clusterStoreOpts: (o.clusterStoreOpt as string[] | undefined) ?? [],
     nftTable: 'cnm',
   };
 }
@@ -160,21 +182,34 @@ async function main(): Promise<void> {
   );
   const store = SqliteStore.open(join(cfg.dataRoot, 'cnm.db'));
   const drivers = new DriverRegistry();
-  drivers.register(
-    new BridgeDriver(kernel, {
-      table: cfg.nftTable,
-      bridgePrefix: 'cnmbr-',
-      defaultBridgeName: cfg.bridgeName,
-      mtu: cfg.mtu,
-    }),
-  );
+  const bridgeDriver = new BridgeDriver(kernel, {
+    table: cfg.nftTable,
+    bridgePrefix: 'cnmbr-',
+    defaultBridgeName: cfg.bridgeName,
+    mtu: cfg.mtu,
+  });
+  drivers.register(bridgeDriver);
   drivers.register(hostDriver());
   drivers.register(noneDriver());
   drivers.register(macvlanDriver({ kernel, capabilities }));
   drivers.register(ipvlanDriver({ kernel, capabilities }));
+  const overlayDriver = new OverlayDriver(kernel, bridgeDriver, {
+    table: cfg.nftTable,
+    ...(cfg.clusterStore && cfg.advertiseAddr ? { advertiseAddr: cfg.advertiseAddr } : {}),
+  });
+  drivers.register(overlayDriver);
+  const cluster = cfg.clusterStore ? await joinCluster(cfg, overlayDriver, log) : undefined;
   let defaultBridgeSubnet: string | undefined;
   if (cfg.bip) defaultBridgeSubnet = bipSubnet(cfg.bip);
   const dns = new DnsService({ servers: cfg.dns, resolvConfPath: cfg.resolvConf, log });
+  // The policy engine changes labels through the controller, which tells it back (events.ts).
+  let controllerRef: Controller | undefined;
+  const policy = new PolicyEngine(kernel, store, {
+    table: `${cfg.nftTable}_policy`,
+    log,
+    relabel: (id, set, remove) => controllerRef!.updateContainerLabels(id, set, remove),
+  });
+  await policy.init();
   const controller = new Controller(kernel, store, drivers, {
     dataRoot: cfg.dataRoot,
     execRoot: cfg.execRoot,
@@ -191,11 +226,26 @@ async function main(): Promise<void> {
       }
     },
     observer: dns,
+    balancer: bridgeDriver,
+    policy,
+    ...(cluster ? { cluster: cluster.agent } : {}),
     version: VERSION,
     log,
   });
+  controllerRef = controller;
   const started = Date.now();
   await controller.init();
+  // Drift repair: what cnm owns and someone removed comes back within about a second.
+  const reconciler = startReconciler({
+    checks: [
+      {
+        name: 'nftables',
+        run: async () => ((await bridgeDriver.repairFirewall()) ? ['ruleset re-loaded'] : []),
+      },
+      { name: 'links', run: () => controller.repairDrift() },
+    ],
+    log,
+  });
   log('info', `Restored state in ${Date.now() - started} ms`);
 
   rmSync(sock, { force: true });
@@ -220,7 +270,12 @@ async function main(): Promise<void> {
         })),
       ],
     });
-  const server = createApiServer(controller, { log: (l, m) => log(l as Level, m), doctor });
+  const server = createApiServer(controller, {
+    log: (l, m) => log(l as Level, m),
+    doctor,
+    policy,
+    services: controller,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(sock, () => resolve());
@@ -235,7 +290,10 @@ async function main(): Promise<void> {
     log('info', `Received ${signal}, shutting down (containers keep running)`);
     server.close();
     server.closeAllConnections();
+    await reconciler.stop();
     await controller.close();
+    await cluster?.agent.close();
+    await cluster?.store.close();
     await dns.close();
     await store.close();
     await kernel.close();
@@ -245,6 +303,57 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * Connects to etcd (retrying for a while: the cluster may be starting too), registers this host
+ * and starts following the other hosts' endpoints.
+ */
+async function joinCluster(
+  cfg: DaemonConfig,
+  sink: OverlayDriver,
+  log: (l: Level, m: string) => void,
+): Promise<{ store: EtcdStore; agent: Cluster }> {
+  const url = cfg.clusterStore!;
+  if (!url.startsWith('etcd://')) {
+    throw new Error(`Invalid --cluster-store "${url}": cnm speaks to etcd only (etcd://H1:2379,…)`);
+  }
+  if (!cfg.advertiseAddr) throw new Error('--cluster-store needs --advertise-addr');
+  const opts = Object.fromEntries(cfg.clusterStoreOpts.map((kv) => kv.split(/=(.*)/s, 2)));
+  const tls = opts['kv.cacertfile'] !== undefined;
+  const endpoints = url
+    .slice('etcd://'.length)
+    .split(',')
+    .map((h) => `${tls ? 'https' : 'http'}://${h}`);
+  const read = (k: string): Buffer | undefined =>
+    opts[k] !== undefined ? readFileSync(opts[k] as string) : undefined;
+  let store: EtcdStore | undefined;
+  for (let attempt = 0; !store; attempt++) {
+    try {
+      store = await EtcdStore.connect({
+        endpoints,
+        namespace: 'cnm/',
+        ...(tls
+          ? {
+              tls: {
+                ca: read('kv.cacertfile')!,
+                ...(read('kv.certfile') ? { cert: read('kv.certfile')! } : {}),
+                ...(read('kv.keyfile') ? { key: read('kv.keyfile')! } : {}),
+              },
+            }
+          : {}),
+        onListenerError: (err, ev) =>
+          log('error', `Cluster watcher failed on "${ev.key}": ${describeError(err)}`),
+      });
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      log('warn', `${describeError(err)}; retrying`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  const agent = new Cluster(store, sink, { advertiseAddr: cfg.advertiseAddr, log });
+  await agent.start();
+  return { store, agent };
 }
 
 main().catch((err: unknown) => {

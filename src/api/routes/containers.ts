@@ -59,6 +59,8 @@ export function parseContainerCreate(body: unknown, queryName?: string): Contain
   }
   const ports = b.stringArray('Ports');
   if (ports !== undefined) spec.ports = ports;
+  const portNames = b.stringArray('PortNames');
+  if (portNames !== undefined && portNames.length > 0) spec.portNames = portNames;
   const dns = b.stringArray('Dns');
   if (dns !== undefined) spec.dns = dns;
   const dnsSearch = b.stringArray('DnsSearch');

@@ -32,6 +32,7 @@ export interface RunOptions {
   dnsOption?: string[];
   label?: string[];
   publish?: string[];
+  portName?: string[];
   env?: string[];
   workdir?: string;
 }
@@ -87,6 +88,7 @@ export function runCreateRequest(
     Labels: parseKeyValues(o.label, '--label'),
     Networks: networks.length > 0 ? networks : undefined,
     Ports: o.publish,
+    PortNames: o.portName,
     Dns: o.dns,
     DnsSearch: o.dnsSearch,
     DnsOptions: [...(o.dnsOpt ?? []), ...(o.dnsOption ?? [])],
@@ -200,6 +202,7 @@ export function runCommand(ctx: CliContext, act: Act): Command {
     .option('--dns-option <option>', 'alias of --dns-opt', collect)
     .option('-l, --label <key=value>', 'container label (repeatable)', collect)
     .option('-p, --publish <spec>', "publish a container's port to the host (repeatable)", collect)
+    .option('--port-name <name=port/proto>', 'named port for policies (repeatable)', collect)
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .action((cmd: string[], o: RunOptions) =>

@@ -59,6 +59,8 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   #config: BridgeDriverConfig;
   #fw: FirewallState;
   #ipv6Forwarding = false;
+  /** Network id → its bridge's MAC, as made or last found. */
+  #macs = new Map<string, string>();
 
   constructor(kernel: Kernel, config: BridgeDriverConfig) {
     this.#kernel = kernel;
@@ -76,6 +78,28 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   /** Re-loads the whole ruleset with every element (repair after someone flushed it). */
   async reloadFirewall(): Promise<void> {
     await this.#kernel.nftRun(this.#fw.fullScript());
+  }
+
+  /**
+   * Checks that both of cnm's tables still exist with their base chains' rules (someone may
+   * have run `nft flush ruleset`, deleted or flushed a table) and re-loads the whole ruleset,
+   * with every element, when they do not. Touches no other table.
+   * @returns true when it had to repair
+   */
+  async repairFirewall(): Promise<boolean> {
+    const t = this.#fw.table;
+    let intact: boolean;
+    try {
+      const inet = await this.#kernel.nftRun(`list chain inet ${t} forward`);
+      const bridge = await this.#kernel.nftRun(`list chain bridge ${t} forward`);
+      intact = inet.includes('@intra') && bridge.includes('@icc_off');
+    } catch {
+      // ENOENT: the table or chain is gone.
+      intact = false;
+    }
+    if (intact) return false;
+    await this.reloadFirewall();
+    return true;
   }
 
   parseOptions(
@@ -191,6 +215,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   ): Promise<Link | undefined> {
     const derived = (this.#config.bridgePrefix + net.id).slice(0, 15);
     const existing = await this.#kernel.linkGet(name);
+    if (existing?.mac && existing.alias === alias) this.#macs.set(net.id, existing.mac);
     if (existing) {
       if (name === derived && existing.kind === 'bridge' && !existing.alias) {
         await this.#kernel.linkSet(name, { alias });
@@ -203,7 +228,9 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       // A fixed MAC (IFLA_ADDRESS at creation): otherwise the kernel gives the bridge the lowest
       // MAC of its ports, so the gateway's MAC changes as containers come and go and their ARP
       // caches point at a stale address for seconds (DNS and egress through the gateway stall).
-      const mac = MAC.random(randomBytes(6)).toString();
+      // A bridge re-made after someone deleted it keeps its MAC: containers' ARP caches still
+      // name it for the gateway.
+      const mac = this.#macs.get(net.id) ?? MAC.random(randomBytes(6)).toString();
       await this.#kernel.linkAdd({
         kind: 'bridge',
         name: derived,
@@ -212,6 +239,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         alias,
         up: false,
       });
+      this.#macs.set(net.id, mac);
     } else if (!half.alias) {
       await this.#kernel.linkSet(derived, { alias });
     }
@@ -233,6 +261,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
     await this.#nft(this.#fw.removeNetwork(name));
     // Only the bridge this network made: a create that failed because the name belongs to a
     // host interface (`-o com.docker.network.bridge.name=eth0`) unwinds through here too.
+    this.#macs.delete(net.id);
     const link = await this.#kernel.linkGet(name);
     if (link?.alias === bridgeAlias(net)) {
       await this.#kernel.linkDel(name, undefined, { ifExists: true });
@@ -262,14 +291,21 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       },
       // On an existing veth (restore, repair) the add did nothing: re-assert cnm's mark (a crash
       // between create and mark leaves it unmarked), the bridge (re-created after a deletion)
-      // and the state.
+      // and the state. A new veth has all three already.
       {
         op: 'linkSet',
         args: [
           ep.hostIfName,
           { alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`, master: bridge, up: true },
         ],
+        onlyIfPreviousIgnored: true,
       },
+      // Hairpin mode on the port, on every endpoint (as Docker does with the userland proxy
+      // off): a container reaching a service VIP or a published port may be DNAT'd to itself,
+      // and with br_netfilter the bridge must then send the frame back out of the port it came
+      // in on. Always, not "only replicas": the port cannot know which services will pick it,
+      // and it costs one request. After the steps above: (re-)enslaving resets the setting.
+      { op: 'linkSet', args: [ep.hostIfName, { hairpin: true }] },
       // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
       { op: 'linkSet', args: [ep.ifName, { up: true }, ep.ns] },
     ];
@@ -295,14 +331,30 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         steps.push({ op: 'routeAdd', args: [route, ep.ns, { replace: true }] });
       }
     }
-    await this.#kernel.batch(steps);
+    // Anti-spoofing: the port is pinned to the endpoint's MAC and addresses (`bridge` table,
+    // `firewall.ts`). The script is handed to the kernel thread before the batch, so the
+    // elements exist before the port does and the container never sends an unchecked frame.
+    const port = ep.hostIfName;
+    const prev = this.#fw.endpoint(port);
+    const pin = this.#nft(
+      this.#fw.addEndpoint({
+        port,
+        mac: ep.mac.toString(),
+        ...(ep.ipv4 ? { ipv4: ep.ipv4.address.toString() } : {}),
+        ...(ep.ipv6 ? { ipv6: ep.ipv6.address.toString() } : {}),
+      }),
+      () => this.#fw.restoreEndpoint(port, prev),
+    );
+    await Promise.all([pin, this.#kernel.batch(steps)]);
     if (!net.options.icc) await this.#nft(this.#fw.addIccPort(ep.hostIfName));
   }
 
   async deleteEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
     if (!net.options.icc) await this.#nft(this.#fw.removeIccPort(ep.hostIfName));
-    // Deleting the host end deletes the peer inside the sandbox too.
+    // Deleting the host end deletes the peer inside the sandbox too. The port's anti-spoofing
+    // elements go only after it: never a moment where the port exists unchecked.
     await this.#kernel.linkDel(ep.hostIfName, undefined, { ifExists: true });
+    await this.#nft(this.#fw.removeEndpoint(ep.hostIfName));
   }
 
   portInUse(port: Pick<DriverPort, 'hostIp' | 'hostPort' | 'proto'>): boolean {
@@ -338,6 +390,45 @@ export class BridgeDriver implements Driver<BridgeOptions> {
 
   ownedLinks(net: DriverNetwork<BridgeOptions>): string[] {
     return [this.bridgeName(net)];
+  }
+
+  /**
+   * Gives a network a service VIP, or replaces the VIP's backends: the VIP as a /32 on the
+   * bridge (containers' ARP for it gets the bridge's MAC, so their packets reach the nat hooks)
+   * and its DNAT chain (`firewall.ts`). Every kernel request is handed to the kernel thread
+   * before the first await, so calls take effect in call order: a replica removed by one call is
+   * out of rotation before any later request of the caller runs.
+   */
+  async setVip(
+    net: DriverNetwork<BridgeOptions>,
+    v: { serviceId: string; vip: string; backends: readonly string[] },
+  ): Promise<void> {
+    const id = v.serviceId.slice(0, 12);
+    const bridge = this.bridgeName(net);
+    const fresh = !this.#fw.hasVip(id);
+    const addr = fresh
+      ? this.#kernel
+          .addrAdd(bridge, `${v.vip}/32`, undefined, { noDad: true })
+          .catch((err: unknown) => ignoreErrno(err, 'EEXIST'))
+      : undefined;
+    const script = this.#fw.setVip({ id, vip: v.vip, bridge, backends: v.backends });
+    await Promise.all([
+      addr,
+      this.#nft(script, fresh ? () => void this.#fw.removeVip(id) : undefined),
+    ]);
+  }
+
+  /** Takes a VIP off a network: its chain, its `vips` element and its address on the bridge. */
+  async deleteVip(
+    net: DriverNetwork<BridgeOptions>,
+    serviceId: string,
+    vip: string,
+  ): Promise<void> {
+    const nft = this.#nft(this.#fw.removeVip(serviceId.slice(0, 12)));
+    const addr = this.#kernel
+      .addrDel(this.bridgeName(net), `${vip}/32`)
+      .catch((err: unknown) => ignoreErrno(err, 'EADDRNOTAVAIL', 'ENODEV', 'ENOENT'));
+    await Promise.all([nft, addr]);
   }
 
   #toFirewall(

@@ -13,6 +13,11 @@
  * - ICC off is also enforced in the `bridge` family on the container ports, so it holds even
  *   when br_netfilter is not loaded (then bridged frames never reach the inet forward hook).
  *   This kernel has no `meta ibrname` (nft_meta_bridge), hence per-port elements.
+ * - anti-spoofing, in the `bridge` family's prerouting (frames as they enter from a port, those
+ *   to the gateway itself included): a container port (`ep_ports`) may only send with its own
+ *   MAC (`ep_mac`), its IPv4 address (`ep_ip4`), ARP (Ethernet/IPv4) naming its own MAC and
+ *   address or 0.0.0.0 (ARP probe) as sender, and IPv6 from its address (`ep_ip6`), `::` or
+ *   fe80::/10 (link-local is not pinned per port). Every other frame from the port is dropped.
  * - nat: published ports are `ip daddr . l4proto . dport` (or `l4proto . dport` for every host
  *   address) → `container ip . port` maps, in prerouting (from outside and from containers) and
  *   in output (from the host itself, localhost included: the bridge gets route_localnet=1 and
@@ -85,6 +90,68 @@ function iccPortElement(verb: 'add' | 'delete', t: string, port: string): string
   return `${verb} element bridge ${t} icc_off { ${q(port)} }`;
 }
 
+/** One container port's identity: the only source MAC and addresses it may send with. */
+export interface FirewallEndpoint {
+  /** The host-side veth (the bridge port). */
+  port: string;
+  /** Lower-case `aa:bb:cc:dd:ee:ff`. */
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+}
+
+/** Anti-spoofing elements (`add`/`delete`) for one container port, in the `bridge` table. */
+function endpointElements(verb: 'add' | 'delete', t: string, e: FirewallEndpoint): string[] {
+  const out = [
+    `${verb} element bridge ${t} ep_ports { ${q(e.port)} }`,
+    `${verb} element bridge ${t} ep_mac { ${q(e.port)} . ${e.mac} }`,
+  ];
+  if (e.ipv4) out.push(`${verb} element bridge ${t} ep_ip4 { ${q(e.port)} . ${e.ipv4} }`);
+  if (e.ipv6) out.push(`${verb} element bridge ${t} ep_ip6 { ${q(e.port)} . ${e.ipv6} }`);
+  return out;
+}
+
+function sameEndpoint(a: FirewallEndpoint, b: FirewallEndpoint): boolean {
+  return a.port === b.port && a.mac === b.mac && a.ipv4 === b.ipv4 && a.ipv6 === b.ipv6;
+}
+
+/** A service VIP: new connections to `vip` are spread over `backends` by DNAT. */
+export interface FirewallVip {
+  /** Lower-case hex; the VIP's chain is `svc_<id>`. */
+  id: string;
+  vip: string;
+  /** The service network's bridge: the only interface the VIP answers on. */
+  bridge: string;
+  /** Backend IPv4 addresses (the running replicas). */
+  backends: readonly string[];
+}
+
+/**
+ * The statements that (re)write a VIP's chain; `fresh` also creates the chain and its `vips`
+ * element. The chain is per service and rewritten only when its replica set changes: per packet
+ * it is one `vips` lookup, an interface test and one `numgen` map lookup, whatever the number of
+ * services or replicas. Traffic from another interface (another network, the uplink) is dropped
+ * unless the host itself sends it (output hook: local source). No backend: dropped too, so the
+ * VIP never reaches the host's own sockets.
+ */
+function vipScript(t: string, v: FirewallVip, fresh: boolean): string[] {
+  const chain = `svc_${v.id}`;
+  const out = fresh ? [`add chain inet ${t} ${chain}`] : [];
+  out.push(
+    `flush chain inet ${t} ${chain}`,
+    `add rule inet ${t} ${chain} iifname != ${q(v.bridge)} fib saddr type != local drop`,
+  );
+  if (v.backends.length === 0) out.push(`add rule inet ${t} ${chain} drop`);
+  else {
+    const map = v.backends.map((b, i) => `${i} : ${b}`).join(', ');
+    out.push(
+      `add rule inet ${t} ${chain} dnat ip to numgen inc mod ${v.backends.length} map { ${map} }`,
+    );
+  }
+  if (fresh) out.push(`add element inet ${t} vips { ${v.vip} : jump ${chain} }`);
+  return out;
+}
+
 /**
  * The full ruleset for table name `t`, without elements. Loading it replaces both tables
  * atomically (the `table …` + `delete table …` pair makes the delete safe when absent).
@@ -103,6 +170,7 @@ table inet ${t} {
   set hairpin4 { type ifname . ipv4_addr; flags interval; }
   map pm4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
   map pm4any { type inet_proto . inet_service : ipv4_addr . inet_service; }
+  map vips { type ipv4_addr : verdict; }
   chain forward {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
@@ -120,10 +188,12 @@ table inet ${t} {
   }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
+    ip daddr vmap @vips
     fib daddr type local jump portmap
   }
   chain output {
     type nat hook output priority -100; policy accept;
+    ip daddr vmap @vips
     fib daddr type local jump portmap
   }
   chain postrouting {
@@ -136,10 +206,32 @@ table inet ${t} {
 }
 table bridge ${t} {
   set icc_off { type ifname; }
+  set ep_ports { type ifname; }
+  set ep_mac { type ifname . ether_addr; }
+  set ep_ip4 { type ifname . ipv4_addr; }
+  set ep_ip6 { type ifname . ipv6_addr; }
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname @icc_off ether type ip drop
     iifname @icc_off ether type ip6 drop
+  }
+  chain prerouting {
+    type filter hook prerouting priority filter; policy accept;
+    iifname @ep_ports jump antispoof
+  }
+  chain antispoof {
+    iifname . ether saddr != @ep_mac drop
+    iifname . ip saddr @ep_ip4 return
+    arp htype 1 arp ptype ip arp hlen 6 arp plen 4 goto antispoof_arp
+    ip6 saddr { ::, fe80::/10 } return
+    iifname . ip6 saddr @ep_ip6 return
+    drop
+  }
+  chain antispoof_arp {
+    iifname . arp saddr ether != @ep_mac drop
+    arp saddr ip 0.0.0.0 return
+    iifname . arp saddr ip @ep_ip4 return
+    drop
   }
 }
 `;
@@ -154,6 +246,8 @@ export class FirewallState {
   #networks = new Map<string, FirewallNetwork>();
   #ports = new Map<string, FirewallPort>();
   #iccPorts = new Set<string>();
+  #vips = new Map<string, FirewallVip>();
+  #endpoints = new Map<string, FirewallEndpoint>();
 
   constructor(table: string) {
     this.table = table;
@@ -165,7 +259,41 @@ export class FirewallState {
     for (const n of this.#networks.values()) lines.push(...networkElements('add', this.table, n));
     for (const p of this.#ports.values()) lines.push(portElement('add', this.table, p));
     for (const port of this.#iccPorts) lines.push(iccPortElement('add', this.table, port));
+    for (const v of this.#vips.values()) lines.push(...vipScript(this.table, v, true));
+    for (const e of this.#endpoints.values()) lines.push(...endpointElements('add', this.table, e));
     return lines.join('\n') + '\n';
+  }
+
+  /**
+   * Pins a container port to its MAC and addresses (anti-spoofing). An endpoint already pinned
+   * with other values is re-pinned: its old elements are deleted in the same script.
+   */
+  addEndpoint(e: FirewallEndpoint): string {
+    const cur = this.#endpoints.get(e.port);
+    if (cur && sameEndpoint(cur, e)) return '';
+    this.#endpoints.set(e.port, { ...e });
+    const lines = cur ? endpointElements('delete', this.table, cur) : [];
+    lines.push(...endpointElements('add', this.table, e));
+    return lines.join('\n');
+  }
+
+  removeEndpoint(port: string): string {
+    const cur = this.#endpoints.get(port);
+    if (!cur) return '';
+    this.#endpoints.delete(port);
+    return endpointElements('delete', this.table, cur).join('\n');
+  }
+
+  /** The pinned identity of a port, if any (for reverting a failed update). */
+  endpoint(port: string): FirewallEndpoint | undefined {
+    const cur = this.#endpoints.get(port);
+    return cur && { ...cur };
+  }
+
+  /** Puts a port's mirrored identity back without producing a script (revert after a failure). */
+  restoreEndpoint(port: string, prev: FirewallEndpoint | undefined): void {
+    if (prev) this.#endpoints.set(port, { ...prev });
+    else this.#endpoints.delete(port);
   }
 
   addNetwork(n: FirewallNetwork): string {
@@ -223,5 +351,29 @@ export class FirewallState {
   removeIccPort(port: string): string {
     if (!this.#iccPorts.delete(port)) return '';
     return iccPortElement('delete', this.table, port);
+  }
+
+  /** Whether a VIP with this id is programmed. */
+  hasVip(id: string): boolean {
+    return this.#vips.has(id);
+  }
+
+  /** Programs a VIP or replaces its backends (one atomic batch: the chain is rewritten). */
+  setVip(v: FirewallVip): string {
+    const fresh = !this.#vips.has(v.id);
+    this.#vips.set(v.id, { ...v, backends: [...v.backends] });
+    return vipScript(this.table, v, fresh).join('\n');
+  }
+
+  removeVip(id: string): string {
+    const v = this.#vips.get(id);
+    if (!v) return '';
+    this.#vips.delete(id);
+    const chain = `svc_${v.id}`;
+    return [
+      `delete element inet ${this.table} vips { ${v.vip} }`,
+      `flush chain inet ${this.table} ${chain}`,
+      `delete chain inet ${this.table} ${chain}`,
+    ].join('\n');
   }
 }

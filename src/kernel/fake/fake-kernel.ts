@@ -28,6 +28,8 @@ interface FakeLink {
   up: boolean;
   alias?: string;
   master?: number;
+  /** Bridge port hairpin mode; reset whenever the port is released or re-enslaved. */
+  hairpin?: boolean;
   /** veth peer (namespace key + name). */
   peer?: { ns: string; name: string };
   /** Parent of a macvlan/ipvlan/vlan (namespace key + ifindex): deleting it deletes the child. */
@@ -232,7 +234,11 @@ export class FakeKernel implements Kernel {
     space.addrs = space.addrs.filter((a) => a.index !== link.index);
     space.routes = space.routes.filter((r) => r.oif !== link.index);
     space.neighs = space.neighs.filter((n) => n.index !== link.index);
-    for (const l of space.links.values()) if (l.master === link.index) delete l.master;
+    for (const l of space.links.values()) {
+      if (l.master !== link.index) continue;
+      delete l.master;
+      delete l.hairpin;
+    }
     if (link.peer) this.#remove(link.peer.ns, link.peer.name);
     for (const [k, s] of this.#ns) {
       for (const child of [...s.links.values()]) {
@@ -252,7 +258,10 @@ export class FakeKernel implements Kernel {
     };
     if (l.kind) out.kind = l.kind;
     out.mac = l.mac;
-    if (l.master !== undefined) out.master = l.master;
+    if (l.master !== undefined) {
+      out.master = l.master;
+      out.hairpin = l.hairpin ?? false;
+    }
     if (l.peer) {
       const peer = this.#ns.get(l.peer.ns)?.links.get(l.peer.name);
       if (peer) out.link = peer.index;
@@ -318,6 +327,8 @@ export class FakeKernel implements Kernel {
     }
     const targetSpace = this.#ns.get(target) ?? fail(action, 'ENOENT');
     if (targetSpace.links.has(link.name)) fail(action, 'EEXIST');
+    // Hairpin is a bridge port setting: the real kernel refuses it on a link without a master.
+    if (link.hairpin !== undefined && !master) fail(action, 'EOPNOTSUPP');
     const base = {
       name: link.name,
       kind: link.kind,
@@ -326,6 +337,7 @@ export class FakeKernel implements Kernel {
       up: link.up ?? false,
       ...(link.alias !== undefined ? { alias: link.alias } : {}),
       ...(master ? { master: master.index } : {}),
+      ...(master && link.hairpin !== undefined ? { hairpin: link.hairpin } : {}),
     };
     if (link.kind === 'veth') {
       const p = link.peer;
@@ -373,6 +385,9 @@ export class FakeKernel implements Kernel {
       // The kernel refuses to rename a running interface.
       if (link.up && changes.up !== false) fail(action, 'EBUSY');
     }
+    // Hairpin is a bridge port setting (br_setlink): a link without a master has no port.
+    if (changes.hairpin !== undefined && (master === null || (master ?? link.master) === undefined))
+      fail(action, 'EOPNOTSUPP');
     if (changes.mtu !== undefined) link.mtu = changes.mtu;
     if (changes.mac !== undefined) link.mac = changes.mac;
     if (changes.alias !== undefined) link.alias = changes.alias;
@@ -380,8 +395,11 @@ export class FakeKernel implements Kernel {
     if (typeof master === 'number' && link.kind === 'bridge') {
       fail(action, 'ELOOP', 'Can not enslave a bridge to a bridge');
     }
+    // A released or re-enslaved port is a new bridge port: its settings start from defaults.
+    if (master !== undefined && master !== link.master) delete link.hairpin;
     if (master === null) delete link.master;
     else if (master !== undefined) link.master = master;
+    if (changes.hairpin !== undefined) link.hairpin = changes.hairpin;
     if (changes.up !== undefined) {
       link.up = changes.up;
       // IPv4 routes through a device that goes down are flushed by the kernel.
@@ -657,12 +675,18 @@ export class FakeKernel implements Kernel {
 
   async batch(steps: readonly KernelStep[]): Promise<void> {
     type Method = (...args: unknown[]) => Promise<unknown>;
+    let previousIgnored = false;
     for (const step of steps) {
       const fn = (this as unknown as Record<string, Method>)[step.op]!;
+      if (step.onlyIfPreviousIgnored && !previousIgnored) continue;
+      previousIgnored = false;
       try {
         await fn.apply(this, step.args);
       } catch (err) {
-        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) continue;
+        if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) {
+          previousIgnored = true;
+          continue;
+        }
         throw err;
       }
     }

@@ -5,6 +5,7 @@
  * builds on the state the previous ones made in a fresh namespace (lo = 1, then 2, 3, ...).
  */
 import {
+  AF_BRIDGE,
   IFF_UP,
   NLM_F_ACK,
   NLM_F_CREATE,
@@ -15,6 +16,7 @@ import {
   RTM_NEWLINK,
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
+  RTM_SETLINK,
 } from './constants.js';
 import { encodeAddr } from './addr.js';
 import { encodeLink } from './link.js';
@@ -59,6 +61,20 @@ export const REQUEST_CASES: { name: string; encode: () => Uint8Array }[] = [
     name: 'alias-set',
     encode: () =>
       encodeLink(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, {}, { name: 'va', alias: 'cnm:ep' }, 1),
+  },
+  {
+    // Same bytes as iproute2's `bridge link set dev va hairpin on` (strace -e write=3, seq 1):
+    // RTM_SETLINK, AF_BRIDGE, ifi_index of va (4, a port of br0), IFLA_PROTINFO|NLA_F_NESTED
+    // holding IFLA_BRPORT_MODE = 1.
+    name: 'hairpin-set',
+    encode: () =>
+      encodeLink(
+        RTM_SETLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        { family: AF_BRIDGE, index: 4 },
+        { brport: { hairpin: true } },
+        1,
+      ),
   },
   {
     name: 'addr-add-v4',

@@ -85,6 +85,18 @@ describe('rtnetlink decode of captured kernel replies', () => {
     assert.equal(byName.get('vb')!.lowerUp, true);
     assert.equal(byName.get('vx0')!.kind, 'vxlan');
     assert.equal(byName.get('lo')!.kind, undefined);
+    assert.equal(typeof va.hairpin, 'boolean', 'a bridge port reports its IFLA_BRPORT_MODE');
+    assert.equal(byName.get('vb')!.hairpin, undefined, 'not a bridge port');
+    assert.equal(byName.get('br0')!.hairpin, undefined);
+  });
+
+  test('link get of a bridge port in hairpin mode (after hairpin-set)', () => {
+    const [msg] = replies('link-get-hairpin.reply');
+    assert.equal(msg?.type, RTM_NEWLINK);
+    const va = decodeLink(msg!);
+    assert.equal(va.name, 'va');
+    assert.equal(va.hairpin, true);
+    assert.equal(va.master, 2);
   });
 
   test('addr dump: IPv4 with label, IPv6 without', () => {

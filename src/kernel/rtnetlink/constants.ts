@@ -45,6 +45,8 @@ export const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
+/** With ifi_family AF_BRIDGE: bridge port settings (rtnl_bridge_setlink, by ifi_index only). */
+export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
@@ -66,6 +68,8 @@ export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_LINK = 5;
 export const IFLA_MASTER = 10;
+/** Bridge port attributes (IFLA_BRPORT_*), nested, in an AF_BRIDGE RTM_SETLINK. */
+export const IFLA_PROTINFO = 12;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_IFALIAS = 20;
@@ -78,6 +82,10 @@ export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const IFLA_INFO_SLAVE_KIND = 4;
+export const IFLA_INFO_SLAVE_DATA = 5;
+
+/** IFLA_BRPORT_* (inside IFLA_PROTINFO, and IFLA_INFO_SLAVE_DATA of a bridge port). */
+export const IFLA_BRPORT_MODE = 4;
 
 /** VETH_INFO_* (inside IFLA_INFO_DATA of a veth). */
 export const VETH_INFO_PEER = 1;

@@ -8,11 +8,14 @@ import {
   IFF_LOWER_UP,
   IFF_UP,
   IFLA_ADDRESS,
+  IFLA_BRPORT_MODE,
   IFLA_EXT_MASK,
   IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_DATA,
+  IFLA_INFO_SLAVE_KIND,
   IFLA_IPVLAN_FLAGS,
   IFLA_IPVLAN_MODE,
   IFLA_LINK,
@@ -21,6 +24,7 @@ import {
   IFLA_MASTER,
   IFLA_MTU,
   IFLA_NET_NS_FD,
+  IFLA_PROTINFO,
   IFLA_VLAN_ID,
   IFLA_VXLAN_GROUP,
   IFLA_VXLAN_GROUP6,
@@ -65,6 +69,17 @@ export interface LinkAttrs {
   /** IFLA_EXT_MASK (RTEXT_FILTER_*), for GETLINK requests. */
   extMask?: number;
   info?: LinkInfo;
+  /**
+   * IFLA_PROTINFO (nested IFLA_BRPORT_*): bridge port settings. Only an RTM_SETLINK with
+   * ifi_family AF_BRIDGE and ifi_index set applies them (br_setlink); RTM_NEWLINK ignores them.
+   */
+  brport?: BrPortAttrs;
+}
+
+/** Bridge port settings (IFLA_BRPORT_*). */
+export interface BrPortAttrs {
+  /** IFLA_BRPORT_MODE: 1 = hairpin (a frame may leave by the port it came in on). */
+  hairpin?: boolean;
 }
 
 /** IFLA_LINKINFO contents per kind. */
@@ -156,6 +171,13 @@ function writeLinkAttrs(m: MessageBuilder, a: LinkAttrs): void {
     writeInfoData(m, a.info);
     m.end();
   }
+  if (a.brport !== undefined) {
+    // NLA_F_NESTED is what makes br_setlink parse IFLA_PROTINFO as IFLA_BRPORT_* attributes
+    // (without it the attribute is the legacy single u8 STP state).
+    m.begin(IFLA_PROTINFO, true);
+    if (a.brport.hairpin !== undefined) m.u8(IFLA_BRPORT_MODE, a.brport.hairpin ? 1 : 0);
+    m.end();
+  }
 }
 
 /**
@@ -190,8 +212,15 @@ export function decodeLink(msg: NlMessage): Link {
   };
   const info = a.get(IFLA_LINKINFO);
   if (info) {
-    const kind = attr.str(parseAttrs(info).get(IFLA_INFO_KIND));
+    const li = parseAttrs(info);
+    const kind = attr.str(li.get(IFLA_INFO_KIND));
     if (kind) link.kind = kind;
+    // A bridge port reports its IFLA_BRPORT_* settings as slave data of its link info.
+    const slaveData = li.get(IFLA_INFO_SLAVE_DATA);
+    if (attr.str(li.get(IFLA_INFO_SLAVE_KIND)) === 'bridge' && slaveData) {
+      const mode = attr.u8(parseAttrs(slaveData).get(IFLA_BRPORT_MODE));
+      if (mode !== undefined) link.hairpin = mode === 1;
+    }
   }
   const mac = a.get(IFLA_ADDRESS);
   // Tunnels without a link layer (lo has 6 zero bytes, which is still a MAC) report none.

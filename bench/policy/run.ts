@@ -1,0 +1,174 @@
+/**
+ * Network policy benchmark: new TCP connections per second between two containers with 0, 1,000
+ * and 10,000 NetworkPolicies installed, measured in one run in one world. The server is
+ * isolated for ingress and allowed by one policy, so every SYN goes through the policy chain's
+ * lookups; the other policies select an idle container with their own ipBlock and port, so
+ * their elements exist (interval set of 1k / 10k elements) but do not match. Also: the time to
+ * apply one more policy with 10,000 installed (API round trip, compile, nft transaction).
+ *
+ * Run as root after `npm run build`: `npx tsx bench/policy/run.ts`. Prints ratios against 0.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import {
+  api,
+  createWorld,
+  destroyWorld,
+  exec,
+  startDaemon,
+  tcpConnect,
+  type World,
+} from '../../test/integration/harness.js';
+import { PY, createNetwork, runContainer, served, until } from '../../test/integration/workload.js';
+
+const LISTEN_PY = String.raw`
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1024)
+while True:
+    c, _ = s.accept(); c.close()
+`;
+
+/** Connects (and resets: SO_LINGER 0 leaves no TIME_WAIT) in a loop; prints connections/s. */
+const CONNECT_PY = String.raw`
+import socket, struct, sys, time
+ip, port, dur = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+n = 0; t0 = time.monotonic(); end = t0 + dur
+while time.monotonic() < end:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.connect((ip, port)); s.close(); n += 1
+print(n / (time.monotonic() - t0))
+`;
+
+function policy(name: string, spec: unknown): unknown {
+  return { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name }, spec };
+}
+
+function filler(i: number): unknown {
+  return policy(`filler-${i}`, {
+    podSelector: { matchLabels: { app: 'idle' } },
+    ingress: [
+      {
+        from: [{ ipBlock: { cidr: `10.${(i >> 8) & 255}.${i & 255}.0/24` } }],
+        ports: [{ protocol: 'TCP', port: 1000 + (i % 60000) }],
+      },
+    ],
+  });
+}
+
+async function post(w: World, items: unknown[]): Promise<void> {
+  const body = JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request(
+      { socketPath: w.socketPath, method: 'POST', path: '/cnm/policies', headers: { Host: 'cnm' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve()
+            : reject(new Error(`apply: ${res.statusCode} ${text}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const w = await createWorld({ name: 'bench-policy', noServers: true });
+  try {
+    await startDaemon(w, ['--log-level', 'info']);
+    const a = api(w);
+    await createNetwork(a, { Name: 'bench', Driver: 'bridge' });
+    const srv = served(
+      await runContainer(a, {
+        Name: 'srv',
+        Cmd: [PY, '-c', LISTEN_PY, '80'],
+        Networks: [{ Name: 'bench' }],
+        Labels: { app: 'srv' },
+      }),
+    );
+    const cli = served(
+      await runContainer(a, {
+        Name: 'cli',
+        Cmd: ['sleep', '3600'],
+        Networks: [{ Name: 'bench' }],
+        Labels: { app: 'cli' },
+      }),
+    );
+    await runContainer(a, {
+      Name: 'idle',
+      Cmd: ['sleep', '3600'],
+      Networks: [{ Name: 'bench' }],
+      Labels: { app: 'idle' },
+    });
+    await until('srv to listen', () => tcpConnect(srv.ns, '127.0.0.1', 80, 1000));
+    await post(w, [
+      policy('srv-from-cli', {
+        podSelector: { matchLabels: { app: 'srv' } },
+        ingress: [
+          { from: [{ podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 80 }] },
+        ],
+      }),
+    ]);
+    const rate = async (): Promise<number> => {
+      const r = await exec(cli.ns, [PY, '-c', CONNECT_PY, srv.ip['bench']!, '80', '2'], {
+        timeoutMs: 20_000,
+        check: true,
+      });
+      return Number(r.stdout.trim());
+    };
+    await rate(); // warm-up
+    const results: { n: number; rates: number[] }[] = [];
+    let installed = 0;
+    for (const n of [0, 1000, 10000]) {
+      const t0 = performance.now();
+      if (n > installed) {
+        const items = [];
+        for (let i = installed; i < n; i++) items.push(filler(i));
+        await post(w, items);
+        installed = n;
+      }
+      const applyMs = performance.now() - t0;
+      const rates: number[] = [];
+      for (let i = 0; i < 5; i++) rates.push(await rate());
+      results.push({ n, rates });
+      console.log(
+        `${n} policies: installed in ${applyMs.toFixed(0)} ms; connect/s ${rates.map((r) => r.toFixed(0)).join(' ')}`,
+      );
+    }
+    // One more policy at 10,000: API round trip + compile + nft transaction.
+    const adds: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      await post(w, [filler(20000 + i)]);
+      adds.push(performance.now() - t0);
+    }
+    const base = median(results[0]!.rates);
+    console.log('\npolicies  connect/s (median of 5 x 2 s)  ratio to 0');
+    for (const r of results) {
+      const m = median(r.rates);
+      console.log(
+        `${String(r.n).padStart(8)}  ${m.toFixed(0).padStart(29)}  ${(m / base).toFixed(3)}`,
+      );
+    }
+    console.log(
+      `\nadd one policy at 10,000: median ${median(adds).toFixed(1)} ms (${adds.map((x) => x.toFixed(0)).join(' ')})`,
+    );
+    const count = await exec(w.hostNs, ['nft', 'list', 'set', 'inet', 'cnm_policy', 'in_rng4'], {
+      check: true,
+    });
+    console.log(`in_rng4 elements: ${(count.stdout.match(/ \. tcp \. /g) ?? []).length}`);
+  } finally {
+    await destroyWorld(w);
+  }
+}
+
+await main();

@@ -1,0 +1,80 @@
+/**
+ * Statistics of `cnm bench`: median of repetitions with min and max, and ratios oriented so
+ * that 1 means "as fast as the reference". Pure: no I/O.
+ */
+import { METRICS, type Figure, type Figures, type MetricKey, type Ratios } from './model.js';
+
+/**
+ * The median of `samples` (mean of the middle two for an even count).
+ *
+ * @example median([3, 1, 2]) === 2
+ * @throws RangeError when `samples` is empty
+ */
+export function median(samples: readonly number[]): number {
+  if (samples.length === 0) throw new RangeError('Cannot take the median of no samples');
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/**
+ * Summarises repetitions as a {@link Figure}; undefined when there are none (every
+ * repetition failed).
+ */
+export function toFigure(samples: readonly number[]): Figure | undefined {
+  const ok = samples.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) return undefined;
+  return { median: median(ok), min: Math.min(...ok), max: Math.max(...ok), samples: [...ok] };
+}
+
+/**
+ * How `value` compares with `reference`, oriented so that 1 is equal and below 1 is worse:
+ * value / reference when higher is better (throughput), reference / value when lower is better
+ * (latency). NaN when either is missing or not positive.
+ *
+ * @example ratio(9, 10, true) === 0.9; ratio(20, 10, false) === 0.5
+ */
+export function ratio(
+  value: number | undefined,
+  reference: number | undefined,
+  higherIsBetter: boolean,
+): number {
+  if (value === undefined || reference === undefined || !(value > 0) || !(reference > 0)) {
+    return NaN;
+  }
+  return higherIsBetter ? value / reference : reference / value;
+}
+
+/** {@link ratio} of every metric's median in `a` against `b`; metrics missing on a side are left out. */
+export function ratios(a: Figures, b: Figures): Ratios {
+  const out: Ratios = {};
+  for (const m of METRICS) {
+    const r = ratio(a[m.key]?.median, b[m.key]?.median, m.higherIsBetter);
+    if (Number.isFinite(r)) out[m.key] = r;
+  }
+  return out;
+}
+
+/** Collects samples per metric across repetitions. */
+export class SampleSet {
+  readonly #samples = new Map<MetricKey, number[]>();
+
+  /** Adds one repetition's value of `key`. */
+  add(key: MetricKey, value: number): void {
+    const list = this.#samples.get(key) ?? [];
+    list.push(value);
+    this.#samples.set(key, list);
+  }
+
+  /** The figures of every metric that has at least one sample. */
+  figures(): Figures {
+    const out: Figures = {};
+    for (const m of METRICS) {
+      const f = toFigure(this.#samples.get(m.key) ?? []);
+      if (f !== undefined) out[m.key] = f;
+    }
+    return out;
+  }
+}

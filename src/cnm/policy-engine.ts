@@ -1,0 +1,486 @@
+/**
+ * The network policy engine: owns NetworkPolicies and namespaces (intent in the store under
+ * `policies/<ns>/<name>` and `namespaces/<name>`), mirrors the containers' addresses and labels
+ * from the controller (`EndpointWatcher`), and keeps the `inet <table>` policy table's set
+ * elements equal to what `src/policy/compile.ts` computes. Every change is an element diff in
+ * one nft transaction; the chains are loaded once at start (or on repair).
+ */
+import { ConflictError, InvalidError, NotFoundError, describeError } from '../errors.js';
+import type { Kernel } from '../kernel/types.js';
+import { Mutex } from '../lifecycle.js';
+import { compilePolicies, diffScript, fullScript, type PolicyElements } from '../policy/compile.js';
+import {
+  isValidNamespaceName,
+  parseNamedPort,
+  parsePolicies,
+  validateLabels,
+} from '../policy/parse.js';
+import { matchesSelector } from '../policy/selector.js';
+import {
+  DEFAULT_NAMESPACE,
+  NAMESPACE_LABEL,
+  NAMESPACE_NAME_LABEL,
+  type NamedPort,
+  type NetworkPolicy,
+  type PolicyPod,
+} from '../policy/types.js';
+import type { Store } from '../store/types.js';
+import type { AttachedEndpoint, EndpointWatcher } from './events.js';
+
+/** Store keys of the engine's records. */
+export const POLICY_KEYS = {
+  policies: 'policies/',
+  policy: (ns: string, name: string) => `policies/${ns}/${name}`,
+  namespaces: 'namespaces/',
+  namespace: (name: string) => `namespaces/${name}`,
+} as const;
+
+/** A stored policy. */
+export interface PolicyRecord {
+  policy: NetworkPolicy;
+  created: string;
+  updated: string;
+}
+
+/** A stored namespace. */
+export interface NamespaceRecord {
+  name: string;
+  labels: Record<string, string>;
+  created: string;
+}
+
+/** A policy as the API shows it: the object plus which containers it selects now. */
+export interface PolicyView {
+  namespace: string;
+  name: string;
+  created: string;
+  updated: string;
+  policy: NetworkPolicy;
+  /** Ids of the containers the policy's podSelector selects. */
+  selected: string[];
+}
+
+/** A namespace as the API shows it. */
+export interface NamespaceView {
+  name: string;
+  /** Own labels plus the implicit `kubernetes.io/metadata.name`. */
+  labels: Record<string, string>;
+  created: string;
+  /** False for a namespace that exists only because containers name it. */
+  stored: boolean;
+  containers: number;
+  policies: number;
+}
+
+/** Outcome of applying one policy document, as `kubectl apply` prints it. */
+export interface ApplyResult {
+  namespace: string;
+  name: string;
+  result: 'created' | 'configured' | 'unchanged';
+}
+
+/** What the API may ask of the policy engine. */
+export interface PolicyApi {
+  /**
+   * Creates or replaces every NetworkPolicy in `text` (YAML or JSON, many documents), all in one
+   * kernel transaction.
+   * @throws InvalidError POLICY_PARSE / POLICY_INVALID (nothing applied)
+   */
+  applyPolicies(text: string, opts?: { namespace?: string }): Promise<ApplyResult[]>;
+  listPolicies(namespace?: string): PolicyView[];
+  /** @throws NotFoundError POLICY_NOT_FOUND */
+  inspectPolicy(namespace: string, name: string): PolicyView;
+  /** @throws NotFoundError POLICY_NOT_FOUND */
+  removePolicy(namespace: string, name: string): Promise<void>;
+  /** @throws ConflictError NAMESPACE_EXISTS, InvalidError NAMESPACE_INVALID */
+  createNamespace(name: string, labels: Record<string, string>): Promise<NamespaceView>;
+  /** Sets and removes labels; creates the namespace record when it has none. */
+  labelNamespace(
+    name: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ): Promise<NamespaceView>;
+  listNamespaces(): NamespaceView[];
+  /** @throws NotFoundError NAMESPACE_NOT_FOUND, ConflictError NAMESPACE_IN_USE */
+  removeNamespace(name: string): Promise<void>;
+  /** Sets and removes a container's labels; policies follow at once. */
+  labelContainer(
+    idOrName: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ): Promise<void>;
+}
+
+/** Settings of the engine. */
+export interface PolicyEngineConfig {
+  /** nftables table name of the policy table (`cnm_policy`). */
+  table: string;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  /** Changes a container's labels through the controller (which then calls back here). */
+  relabel: (
+    idOrName: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ) => Promise<void>;
+}
+
+interface PodState {
+  labels: Record<string, string>;
+  namedPorts: NamedPort[];
+  /** Endpoint id → addresses. */
+  endpoints: Map<string, string[]>;
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function namedPortsOf(portNames: readonly string[], log: PolicyEngineConfig['log']): NamedPort[] {
+  const out: NamedPort[] = [];
+  for (const s of portNames) {
+    try {
+      out.push(parseNamedPort(s));
+    } catch (err) {
+      log('warn', describeError(err));
+    }
+  }
+  return out;
+}
+
+/** The engine. `await init()` before use (before the controller's own `init`). */
+export class PolicyEngine implements EndpointWatcher, PolicyApi {
+  #kernel: Kernel;
+  #store: Store;
+  #cfg: PolicyEngineConfig;
+  #lock = new Mutex();
+  #policies = new Map<string, PolicyRecord>();
+  #namespaces = new Map<string, NamespaceRecord>();
+  #pods = new Map<string, PodState>();
+  /** Endpoint id → container id. */
+  #endpoints = new Map<string, string>();
+  /** What the kernel holds. */
+  #applied: PolicyElements = new Map();
+
+  constructor(kernel: Kernel, store: Store, cfg: PolicyEngineConfig) {
+    this.#kernel = kernel;
+    this.#store = store;
+    this.#cfg = cfg;
+  }
+
+  /** Loads policies and namespaces and (re)creates the policy table, empty of containers. */
+  async init(): Promise<void> {
+    for (const { value } of await this.#store.list<PolicyRecord>(POLICY_KEYS.policies)) {
+      const p = value.policy.metadata;
+      this.#policies.set(`${p.namespace}/${p.name}`, value);
+    }
+    for (const { value } of await this.#store.list<NamespaceRecord>(POLICY_KEYS.namespaces))
+      this.#namespaces.set(value.name, value);
+    // Bridged traffic between containers of one network reaches the inet forward hook only with
+    // br_netfilter's call-iptables switch on (per netns). Without it only routed traffic (other
+    // networks, outside) would be filtered.
+    try {
+      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-iptables', '1');
+      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-ip6tables', '1');
+    } catch (err) {
+      this.#cfg.log(
+        'warn',
+        `Cannot enable br_netfilter (${describeError(err)}): policies will not filter traffic between containers of one bridge`,
+      );
+    }
+    const elems = this.#compile();
+    await this.#kernel.nftRun(fullScript(this.#cfg.table, elems));
+    this.#applied = elems;
+  }
+
+  /** Re-loads the table with every element (repair after someone flushed the ruleset). */
+  async reload(): Promise<void> {
+    await this.#lock.run(async () => {
+      const elems = this.#compile();
+      await this.#kernel.nftRun(fullScript(this.#cfg.table, elems));
+      this.#applied = elems;
+    });
+  }
+
+  // ---------------------------------------------------------------- compile and apply
+
+  #podList(): PolicyPod[] {
+    const out: PolicyPod[] = [];
+    for (const [id, s] of this.#pods) {
+      const ips = [...s.endpoints.values()].flat();
+      if (ips.length === 0) continue;
+      out.push({
+        id,
+        namespace: s.labels[NAMESPACE_LABEL] || DEFAULT_NAMESPACE,
+        labels: s.labels,
+        ips,
+        namedPorts: s.namedPorts,
+      });
+    }
+    return out;
+  }
+
+  #compile(): PolicyElements {
+    return compilePolicies({
+      policies: [...this.#policies.values()].map((r) => r.policy),
+      pods: this.#podList(),
+      namespaces: [...this.#namespaces.values()].map((n) => ({ name: n.name, labels: n.labels })),
+    });
+  }
+
+  /** Makes the kernel match the current state. Caller holds the lock. */
+  async #sync(): Promise<void> {
+    // Without policies nothing is isolated whatever the pods are: skip the O(pods) compile that
+    // would otherwise run on every endpoint change (it made attach time grow with container count).
+    if (this.#policies.size === 0 && [...this.#applied.values()].every((s) => s.size === 0)) {
+      return;
+    }
+    const next = this.#compile();
+    const script = diffScript(this.#cfg.table, this.#applied, next);
+    if (script === '') return;
+    try {
+      await this.#kernel.nftRun(script);
+    } catch (err) {
+      // The table may have been flushed or changed behind our back: load it whole.
+      this.#cfg.log(
+        'warn',
+        `Policy element update failed, reloading the table: ${describeError(err)}`,
+      );
+      await this.#kernel.nftRun(fullScript(this.#cfg.table, next));
+    }
+    this.#applied = next;
+  }
+
+  async #syncQuietly(what: string): Promise<void> {
+    try {
+      await this.#sync();
+    } catch (err) {
+      this.#cfg.log('error', `Cannot apply network policy after ${what}: ${describeError(err)}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- EndpointWatcher
+
+  endpointAttached(e: AttachedEndpoint): Promise<void> {
+    return this.#lock.run(async () => {
+      let pod = this.#pods.get(e.containerId);
+      if (!pod) {
+        pod = {
+          labels: { ...e.labels },
+          namedPorts: namedPortsOf(e.portNames, this.#cfg.log),
+          endpoints: new Map(),
+        };
+        this.#pods.set(e.containerId, pod);
+      }
+      pod.endpoints.set(
+        e.endpointId,
+        [e.ipv4, e.ipv6].filter((x): x is string => !!x),
+      );
+      this.#endpoints.set(e.endpointId, e.containerId);
+      await this.#syncQuietly('an endpoint came up');
+    });
+  }
+
+  endpointDetached(endpointId: string): Promise<void> {
+    return this.#lock.run(async () => {
+      const id = this.#endpoints.get(endpointId);
+      if (id === undefined) return;
+      this.#endpoints.delete(endpointId);
+      const pod = this.#pods.get(id);
+      pod?.endpoints.delete(endpointId);
+      if (pod && pod.endpoints.size === 0) this.#pods.delete(id);
+      await this.#syncQuietly('an endpoint went down');
+    });
+  }
+
+  containerLabelsChanged(containerId: string, labels: Record<string, string>): Promise<void> {
+    return this.#lock.run(async () => {
+      const pod = this.#pods.get(containerId);
+      if (!pod) return;
+      pod.labels = { ...labels };
+      await this.#syncQuietly('a label change');
+    });
+  }
+
+  // ---------------------------------------------------------------- policies
+
+  #view(r: PolicyRecord): PolicyView {
+    const m = r.policy.metadata;
+    const selected = this.#podList()
+      .filter(
+        (p) => p.namespace === m.namespace && matchesSelector(r.policy.spec.podSelector, p.labels),
+      )
+      .map((p) => p.id);
+    return {
+      namespace: m.namespace,
+      name: m.name,
+      created: r.created,
+      updated: r.updated,
+      policy: structuredClone(r.policy),
+      selected,
+    };
+  }
+
+  async applyPolicies(text: string, opts: { namespace?: string } = {}): Promise<ApplyResult[]> {
+    const docs = parsePolicies(text, opts.namespace ?? DEFAULT_NAMESPACE);
+    if (docs.length === 0) throw new InvalidError('POLICY_INVALID', 'No NetworkPolicy to apply');
+    return this.#lock.run(async () => {
+      const results: ApplyResult[] = [];
+      const before = new Map(this.#policies);
+      const writes = new Map<string, PolicyRecord>();
+      for (const policy of docs) {
+        const { namespace, name } = policy.metadata;
+        const key = `${namespace}/${name}`;
+        const cur = this.#policies.get(key);
+        const same = cur && JSON.stringify(cur.policy) === JSON.stringify(policy);
+        const rec: PolicyRecord = same
+          ? cur
+          : { policy, created: cur?.created ?? now(), updated: now() };
+        this.#policies.set(key, rec);
+        if (!same) writes.set(key, rec);
+        results.push({
+          namespace,
+          name,
+          result: same ? 'unchanged' : cur ? 'configured' : 'created',
+        });
+      }
+      try {
+        await this.#store.txn(
+          [],
+          [...writes.values()].map((r) => ({
+            op: 'put' as const,
+            key: POLICY_KEYS.policy(r.policy.metadata.namespace, r.policy.metadata.name),
+            value: r,
+          })),
+        );
+        await this.#sync();
+      } catch (err) {
+        this.#policies = before;
+        throw err;
+      }
+      return results;
+    });
+  }
+
+  listPolicies(namespace?: string): PolicyView[] {
+    return [...this.#policies.values()]
+      .filter((r) => namespace === undefined || r.policy.metadata.namespace === namespace)
+      .sort((a, b) =>
+        `${a.policy.metadata.namespace}/${a.policy.metadata.name}`.localeCompare(
+          `${b.policy.metadata.namespace}/${b.policy.metadata.name}`,
+        ),
+      )
+      .map((r) => this.#view(r));
+  }
+
+  inspectPolicy(namespace: string, name: string): PolicyView {
+    const r = this.#policies.get(`${namespace}/${name}`);
+    if (!r)
+      throw new NotFoundError(
+        'POLICY_NOT_FOUND',
+        `networkpolicy "${name}" not found in namespace "${namespace}"`,
+      );
+    return this.#view(r);
+  }
+
+  async removePolicy(namespace: string, name: string): Promise<void> {
+    await this.#lock.run(async () => {
+      const key = `${namespace}/${name}`;
+      if (!this.#policies.has(key))
+        throw new NotFoundError(
+          'POLICY_NOT_FOUND',
+          `networkpolicy "${name}" not found in namespace "${namespace}"`,
+        );
+      await this.#store.delete(POLICY_KEYS.policy(namespace, name));
+      this.#policies.delete(key);
+      await this.#sync();
+    });
+  }
+
+  // ---------------------------------------------------------------- namespaces
+
+  #nsView(name: string): NamespaceView {
+    const rec = this.#namespaces.get(name);
+    const pods = this.#podList();
+    return {
+      name,
+      labels: { ...(rec?.labels ?? {}), [NAMESPACE_NAME_LABEL]: name },
+      created: rec?.created ?? '',
+      stored: rec !== undefined,
+      containers: pods.filter((p) => p.namespace === name).length,
+      policies: [...this.#policies.values()].filter((r) => r.policy.metadata.namespace === name)
+        .length,
+    };
+  }
+
+  #checkNamespace(name: string, labels: Record<string, string>): void {
+    if (!isValidNamespaceName(name))
+      throw new InvalidError(
+        'NAMESPACE_INVALID',
+        `Invalid namespace name "${name}": must be a DNS-1123 label`,
+      );
+    validateLabels(labels, `namespace "${name}"`);
+  }
+
+  async createNamespace(name: string, labels: Record<string, string>): Promise<NamespaceView> {
+    this.#checkNamespace(name, labels);
+    return this.#lock.run(async () => {
+      if (this.#namespaces.has(name))
+        throw new ConflictError('NAMESPACE_EXISTS', `namespace "${name}" already exists`);
+      const rec: NamespaceRecord = { name, labels: { ...labels }, created: now() };
+      await this.#store.put(POLICY_KEYS.namespace(name), rec, { expectRevision: 0 });
+      this.#namespaces.set(name, rec);
+      await this.#sync();
+      return this.#nsView(name);
+    });
+  }
+
+  async labelNamespace(
+    name: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ): Promise<NamespaceView> {
+    this.#checkNamespace(name, set);
+    return this.#lock.run(async () => {
+      const cur = this.#namespaces.get(name);
+      const labels = { ...(cur?.labels ?? {}), ...set };
+      for (const k of remove) delete labels[k];
+      const rec: NamespaceRecord = { name, labels, created: cur?.created ?? now() };
+      await this.#store.put(POLICY_KEYS.namespace(name), rec);
+      this.#namespaces.set(name, rec);
+      await this.#sync();
+      return this.#nsView(name);
+    });
+  }
+
+  listNamespaces(): NamespaceView[] {
+    const names = new Set([...this.#namespaces.keys(), DEFAULT_NAMESPACE]);
+    for (const p of this.#podList()) names.add(p.namespace);
+    for (const r of this.#policies.values()) names.add(r.policy.metadata.namespace);
+    return [...names].sort().map((n) => this.#nsView(n));
+  }
+
+  async removeNamespace(name: string): Promise<void> {
+    await this.#lock.run(async () => {
+      if (!this.#namespaces.has(name))
+        throw new NotFoundError('NAMESPACE_NOT_FOUND', `namespace "${name}" not found`);
+      const v = this.#nsView(name);
+      if (v.containers > 0 || v.policies > 0) {
+        throw new ConflictError(
+          'NAMESPACE_IN_USE',
+          `Cannot remove namespace "${name}": ${v.containers} container(s) and ${v.policies} policy(ies) are in it`,
+        );
+      }
+      await this.#store.delete(POLICY_KEYS.namespace(name));
+      this.#namespaces.delete(name);
+      await this.#sync();
+    });
+  }
+
+  labelContainer(
+    idOrName: string,
+    set: Record<string, string>,
+    remove: readonly string[],
+  ): Promise<void> {
+    return this.#cfg.relabel(idOrName, set, remove);
+  }
+}

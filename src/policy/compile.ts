@@ -1,0 +1,420 @@
+/**
+ * The NetworkPolicy compiler: (policies, containers, namespaces) → the elements of a fixed set of
+ * nftables sets. The chains never change; see `policyRuleset` for them and docs/policy.md for
+ * the reasoning.
+ *
+ * Per direction (`in` = ingress, checked on the destination; `eg` = egress, checked on the
+ * source) and family (4, 6), with "self" the selected container's address and "peer" the other
+ * end's:
+ *
+ * | set          | key                                   | kind     | from                                |
+ * | ------------ | ------------------------------------- | -------- | ----------------------------------- |
+ * | `<d>_iso<f>` | self                                  | hash     | containers isolated in direction d  |
+ * | `<d>_pair<f>`| self . peer                           | hash     | container peers, every port         |
+ * | `<d>_port<f>`| self . peer . l4proto . port          | hash     | container peers, one port           |
+ * | `<d>_net<f>` | self . peer range                     | interval | ipBlock (or any) peers, every port  |
+ * | `<d>_rng<f>` | self . peer range . l4proto . port range | interval | everything else (ranges)        |
+ *
+ * A packet from a source isolated for egress passes when its key is in one of the `eg_*` sets,
+ * and likewise for ingress; so the per-packet cost is two hash lookups plus two interval lookups
+ * per isolated direction, whatever the number of policies.
+ */
+import { IP, type Family } from '../netaddr/index.js';
+import {
+  blockRanges,
+  disjointRects,
+  formatAddrRange,
+  formatPortRange,
+  fullRange,
+  mergeRanges,
+  type Range,
+  type Rect,
+} from './ranges.js';
+import { matchesSelector } from './selector.js';
+import {
+  NAMESPACE_NAME_LABEL,
+  type NetworkPolicy,
+  type NetworkPolicyPeer,
+  type NetworkPolicyPort,
+  type PolicyNamespace,
+  type PolicyPod,
+  type PolicyProtocol,
+  type PolicyType,
+} from './types.js';
+
+/** Direction prefixes of set names. */
+export type Direction = 'in' | 'eg';
+/** Set kinds; a set's name is `<direction>_<kind><family>`. */
+export const SET_KINDS = ['iso', 'pair', 'port', 'net', 'rng'] as const;
+export type SetKind = (typeof SET_KINDS)[number];
+
+/** Element texts per set name (`in_pair4` → {"10.0.0.2 . 10.0.0.3", …}). */
+export type PolicyElements = Map<string, Set<string>>;
+
+/** What the compiler takes. */
+export interface CompileInput {
+  policies: readonly NetworkPolicy[];
+  pods: readonly PolicyPod[];
+  /** Namespaces with labels; namespaces only containers name exist with their name label only. */
+  namespaces: readonly PolicyNamespace[];
+}
+
+const FAMILIES: readonly Family[] = [4, 6];
+const ALL_PORTS: Range = [0n, 65535n];
+const NFT_PROTO: Record<PolicyProtocol, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+/** Every set name, in a stable order. */
+export function setNames(): string[] {
+  const out: string[] = [];
+  for (const d of ['in', 'eg'] as const)
+    for (const k of SET_KINDS) for (const f of FAMILIES) out.push(`${d}_${k}${f}`);
+  return out;
+}
+
+/** The policy types a policy has, defaulted as the spec says. */
+export function policyTypesOf(p: NetworkPolicy): PolicyType[] {
+  if (p.spec.policyTypes && p.spec.policyTypes.length > 0) return p.spec.policyTypes;
+  return (p.spec.egress?.length ?? 0) > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+}
+
+function familyOf(ip: string): Family {
+  return ip.includes(':') ? 6 : 4;
+}
+
+/** One port selector of a rule, before named ports are resolved. */
+type PortSel =
+  | { kind: 'all' }
+  | { kind: 'range'; proto: PolicyProtocol; ports: Range }
+  | { kind: 'named'; proto: PolicyProtocol; name: string };
+
+function portSels(ports: readonly NetworkPolicyPort[] | undefined): PortSel[] {
+  if (!ports || ports.length === 0) return [{ kind: 'all' }];
+  return ports.map((p): PortSel => {
+    const proto = p.protocol ?? 'TCP';
+    if (p.port === undefined) return { kind: 'range', proto, ports: ALL_PORTS };
+    if (typeof p.port === 'string') return { kind: 'named', proto, name: p.port };
+    return { kind: 'range', proto, ports: [BigInt(p.port), BigInt(p.endPort ?? p.port)] };
+  });
+}
+
+/** A rule's peers: selected containers and address ranges per family. */
+interface Peers {
+  pods: PolicyPod[];
+  blocks: Record<Family, Range[]>;
+}
+
+/** Accumulates the elements of one direction and family. */
+class Acc {
+  iso = new Set<string>();
+  pair = new Set<string>();
+  port = new Set<string>();
+  net = new Map<string, Range[]>();
+  rng = new Map<string, Rect[]>();
+}
+
+/** The compiler's view of namespaces and containers, indexed once per compile. */
+class World {
+  readonly nsLabels = new Map<string, Record<string, string>>();
+  readonly podsByNs = new Map<string, PolicyPod[]>();
+  readonly pods: readonly PolicyPod[];
+
+  constructor(input: CompileInput) {
+    this.pods = input.pods;
+    for (const n of input.namespaces)
+      this.nsLabels.set(n.name, { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name });
+    for (const p of input.pods) {
+      if (!this.nsLabels.has(p.namespace))
+        this.nsLabels.set(p.namespace, { [NAMESPACE_NAME_LABEL]: p.namespace });
+      const list = this.podsByNs.get(p.namespace) ?? [];
+      list.push(p);
+      this.podsByNs.set(p.namespace, list);
+    }
+  }
+
+  peers(policyNs: string, peers: readonly NetworkPolicyPeer[] | undefined): Peers {
+    if (!peers || peers.length === 0) {
+      // Every address: containers need no elements of their own (the ranges cover them).
+      return { pods: [], blocks: { 4: [fullRange(4)], 6: [fullRange(6)] } };
+    }
+    const pods = new Set<PolicyPod>();
+    const blocks: Record<Family, Range[]> = { 4: [], 6: [] };
+    for (const peer of peers) {
+      if (peer.ipBlock) {
+        for (const f of FAMILIES)
+          blocks[f].push(...blockRanges(peer.ipBlock.cidr, peer.ipBlock.except ?? [], f));
+        continue;
+      }
+      const namespaces = peer.namespaceSelector
+        ? [...this.nsLabels].filter(([, l]) => matchesSelector(peer.namespaceSelector!, l))
+        : [[policyNs, {}] as const];
+      for (const [ns] of namespaces) {
+        for (const pod of this.podsByNs.get(ns) ?? []) {
+          if (!peer.podSelector || matchesSelector(peer.podSelector, pod.labels)) pods.add(pod);
+        }
+      }
+    }
+    return { pods: [...pods], blocks };
+  }
+}
+
+function accFor(accs: Map<string, Acc>, dir: Direction, f: Family): Acc {
+  const key = `${dir}${f}`;
+  let a = accs.get(key);
+  if (!a) accs.set(key, (a = new Acc()));
+  return a;
+}
+
+function pushMap<T>(m: Map<string, T[]>, key: string, v: T): void {
+  const list = m.get(key);
+  if (list) list.push(v);
+  else m.set(key, [v]);
+}
+
+/** Named port → numeric ports of `pod` for that name and protocol. */
+function resolveNamed(pod: PolicyPod, name: string, proto: PolicyProtocol): bigint[] {
+  return pod.namedPorts
+    .filter((n) => n.name === name && n.protocol === proto)
+    .map((n) => BigInt(n.port));
+}
+
+function inRanges(v: bigint, ranges: readonly Range[]): boolean {
+  return ranges.some(([lo, hi]) => v >= lo && v <= hi);
+}
+
+/**
+ * Emits the elements of one rule for one selected container. Ingress resolves named ports on
+ * the selected container (the destination); egress on the peer (the destination).
+ */
+function emitRule(
+  accs: Map<string, Acc>,
+  dir: Direction,
+  self: PolicyPod,
+  peers: Peers,
+  sels: readonly PortSel[],
+  all: readonly PolicyPod[],
+): void {
+  for (const selfIp of self.ips) {
+    const f = familyOf(selfIp);
+    const a = accFor(accs, dir, f);
+    const peerIps = peers.pods.flatMap((p) => p.ips.filter((ip) => familyOf(ip) === f));
+    const blocks = peers.blocks[f];
+    for (const sel of sels) {
+      if (sel.kind === 'all') {
+        for (const ip of peerIps) a.pair.add(`${selfIp} . ${ip}`);
+        for (const r of blocks) pushMap(a.net, selfIp, r);
+        continue;
+      }
+      if (sel.kind === 'range') {
+        const proto = NFT_PROTO[sel.proto];
+        const [lo, hi] = sel.ports;
+        for (const ip of peerIps) {
+          if (lo === hi) a.port.add(`${selfIp} . ${ip} . ${proto} . ${lo}`);
+          else {
+            const v = IP.parse(ip).value;
+            pushMap(a.rng, `${selfIp} ${proto}`, { peer: [v, v], ports: sel.ports });
+          }
+        }
+        for (const r of blocks) pushMap(a.rng, `${selfIp} ${proto}`, { peer: r, ports: sel.ports });
+        continue;
+      }
+      const proto = NFT_PROTO[sel.proto];
+      if (dir === 'in') {
+        const ports = resolveNamed(self, sel.name, sel.proto);
+        for (const port of ports) {
+          for (const ip of peerIps) a.port.add(`${selfIp} . ${ip} . ${proto} . ${port}`);
+          for (const r of blocks)
+            pushMap(a.rng, `${selfIp} ${proto}`, { peer: r, ports: [port, port] });
+        }
+        continue;
+      }
+      // Egress: the name is the destination's. Selected peers, and containers inside a block.
+      const targets = new Map<string, bigint[]>();
+      for (const p of peers.pods) {
+        for (const ip of p.ips)
+          if (familyOf(ip) === f) targets.set(ip, resolveNamed(p, sel.name, sel.proto));
+      }
+      if (blocks.length > 0) {
+        for (const p of all) {
+          for (const ip of p.ips) {
+            if (familyOf(ip) === f && inRanges(IP.parse(ip).value, blocks))
+              targets.set(ip, resolveNamed(p, sel.name, sel.proto));
+          }
+        }
+      }
+      for (const [ip, ports] of targets)
+        for (const port of ports) a.port.add(`${selfIp} . ${ip} . ${proto} . ${port}`);
+    }
+  }
+}
+
+/**
+ * Compiles policies to set elements. Pure and deterministic.
+ * @example compilePolicies({ policies, pods, namespaces }).get('in_iso4')
+ */
+export function compilePolicies(input: CompileInput): PolicyElements {
+  const world = new World(input);
+  const accs = new Map<string, Acc>();
+  for (const policy of input.policies) {
+    const ns = policy.metadata.namespace;
+    const selected = (world.podsByNs.get(ns) ?? []).filter((p) =>
+      matchesSelector(policy.spec.podSelector, p.labels),
+    );
+    if (selected.length === 0) continue;
+    const types = policyTypesOf(policy);
+    for (const [dir, type, rules] of [
+      [
+        'in',
+        'Ingress',
+        (policy.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })),
+      ],
+      ['eg', 'Egress', (policy.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }))],
+    ] as const) {
+      if (!types.includes(type)) continue;
+      for (const pod of selected)
+        for (const ip of pod.ips) accFor(accs, dir, familyOf(ip)).iso.add(ip);
+      for (const rule of rules) {
+        const peers = world.peers(ns, rule.peers);
+        const sels = portSels(rule.ports);
+        for (const pod of selected) emitRule(accs, dir, pod, peers, sels, world.pods);
+      }
+    }
+  }
+  return finish(accs);
+}
+
+function finish(accs: Map<string, Acc>): PolicyElements {
+  const out: PolicyElements = new Map();
+  for (const name of setNames()) out.set(name, new Set());
+  for (const [key, a] of accs) {
+    const dir = key.slice(0, 2);
+    const f = Number(key.slice(2)) as Family;
+    const set = (kind: SetKind) => out.get(`${dir}_${kind}${f}`)!;
+    for (const e of a.iso) set('iso').add(e);
+    for (const e of a.pair) set('pair').add(e);
+    for (const e of a.port) set('port').add(e);
+    for (const [self, ranges] of a.net) {
+      for (const r of mergeRanges(ranges)) set('net').add(`${self} . ${formatAddrRange(f, r)}`);
+    }
+    for (const [selfProto, rects] of a.rng) {
+      const [self, proto] = selfProto.split(' ');
+      for (const r of disjointRects(rects)) {
+        set('rng').add(
+          `${self} . ${formatAddrRange(f, r.peer)} . ${proto} . ${formatPortRange(r.ports)}`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The policy table, without elements. Loading it replaces the table atomically. The forward
+ * chain runs just before cnm's own (priority filter - 1) and only ever drops: what it lets
+ * through still meets cnm's network isolation rules.
+ */
+export function policyRuleset(table: string): string {
+  const sets: string[] = [];
+  for (const d of ['in', 'eg'] as const) {
+    for (const f of FAMILIES) {
+      const addr = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
+      sets.push(
+        `  set ${d}_iso${f} { type ${addr}; }`,
+        `  set ${d}_pair${f} { type ${addr} . ${addr}; }`,
+        `  set ${d}_port${f} { type ${addr} . ${addr} . inet_proto . inet_service; }`,
+        `  set ${d}_net${f} { type ${addr} . ${addr}; flags interval; }`,
+        `  set ${d}_rng${f} { type ${addr} . ${addr} . inet_proto . inet_service; flags interval; }`,
+      );
+    }
+  }
+  const check = (d: Direction, f: Family): string => {
+    const ip = f === 4 ? 'ip' : 'ip6';
+    const [self, peer] = d === 'in' ? ['daddr', 'saddr'] : ['saddr', 'daddr'];
+    const k2 = `${ip} ${self} . ${ip} ${peer}`;
+    const k4 = `${k2} . meta l4proto . th dport`;
+    return `  chain ${d}${f} {
+    ${k2} @${d}_pair${f} return
+    ${k4} @${d}_port${f} return
+    ${k2} @${d}_net${f} return
+    ${k4} @${d}_rng${f} return
+    drop
+  }`;
+  };
+  return `table inet ${table} {}
+delete table inet ${table}
+table inet ${table} {
+${sets.join('\n')}
+  chain forward {
+    type filter hook forward priority filter - 1; policy accept;
+    ct state established,related accept
+    ip saddr @eg_iso4 jump eg4
+    ip daddr @in_iso4 jump in4
+    ip6 saddr @eg_iso6 jump eg6
+    ip6 daddr @in_iso6 jump in6
+  }
+${check('eg', 4)}
+${check('in', 4)}
+${check('eg', 6)}
+${check('in', 6)}
+}
+`;
+}
+
+function elementLines(
+  verb: 'add' | 'delete',
+  table: string,
+  set: string,
+  elems: readonly string[],
+): string[] {
+  const out: string[] = [];
+  // Chunks keep each command line a reasonable size for the nft parser.
+  for (let i = 0; i < elems.length; i += 512) {
+    out.push(`${verb} element inet ${table} ${set} { ${elems.slice(i, i + 512).join(', ')} }`);
+  }
+  return out;
+}
+
+/**
+ * The nft script turning `prev` elements into `next` ones: deletions first (an interval element
+ * is replaced by delete + add in one transaction), then additions. Empty when equal.
+ */
+export function diffScript(table: string, prev: PolicyElements, next: PolicyElements): string {
+  const dels: string[] = [];
+  const adds: string[] = [];
+  for (const name of setNames()) {
+    const a = prev.get(name) ?? new Set<string>();
+    const b = next.get(name) ?? new Set<string>();
+    dels.push(
+      ...elementLines(
+        'delete',
+        table,
+        name,
+        [...a].filter((e) => !b.has(e)),
+      ),
+    );
+    adds.push(
+      ...elementLines(
+        'add',
+        table,
+        name,
+        [...b].filter((e) => !a.has(e)),
+      ),
+    );
+  }
+  const lines = [...dels, ...adds];
+  return lines.length > 0 ? lines.join('\n') + '\n' : '';
+}
+
+/** The whole table with every element of `elems`: for start-up and repair. */
+export function fullScript(table: string, elems: PolicyElements): string {
+  return policyRuleset(table) + diffScript(table, new Map(), elems);
+}
+
+/** Elements as sorted nft `add element` lines, one element each: the golden-file form. */
+export function renderElements(table: string, elems: PolicyElements): string {
+  const lines: string[] = [];
+  for (const name of setNames()) {
+    for (const e of [...(elems.get(name) ?? [])].sort())
+      lines.push(`add element inet ${table} ${name} { ${e} }`);
+  }
+  return lines.join('\n') + '\n';
+}
