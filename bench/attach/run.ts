@@ -65,11 +65,12 @@ async function runCnm(n: number): Promise<CnmResult> {
       if (i === 0) first = key;
       last = key;
     }
-    // Prove the addresses are usable: the first and last sandboxes reach the gateway (a refused
-    // connection is an answer from the gateway's stack).
+    // Prove the addresses are usable: the first and last sandboxes open a TCP connection to the
+    // network's gateway, where cnmd's embedded DNS listens on port 53.
     for (const ns of [first, last]) {
-      const ok = await tcpConnect(ns, '10.44.0.1', 9, 2000).catch(() => false);
-      void ok;
+      if (!(await tcpConnect(ns, '10.44.0.1', 53, 2000))) {
+        throw new Error(`Container in ${ns} cannot reach its gateway: its address is not usable`);
+      }
     }
     const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'));
     const rssMb = rss ? Number(rss[1]) / 1024 : NaN;
