@@ -114,3 +114,13 @@ export class KernelError extends CnmError {
     return info;
   }
 }
+
+/**
+ * Rethrows `err` unless it is a `KernelError` with one of `codes` (an errno that means "already
+ * so", e.g. `EEXIST` on an add that must be idempotent).
+ * @throws err when it is anything else
+ */
+export function ignoreErrno(err: unknown, ...codes: string[]): void {
+  if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
+  throw err;
+}

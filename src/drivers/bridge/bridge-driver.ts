@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidError } from '../../errors.js';
-import { KernelError } from '../../kernel/kernel-error.js';
+import { ignoreErrno } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep, Link } from '../../kernel/types.js';
 import type {
   Driver,
@@ -32,11 +32,6 @@ export interface BridgeDriverConfig {
 
 /** Marks links cnm made: IFLA_IFALIAS starts with this. */
 export const LINK_ALIAS_PREFIX = 'cnm:';
-
-function ignoreErrno(err: unknown, ...codes: string[]): void {
-  if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
-  throw err;
-}
 
 /** The alias marking a network's bridge as cnm's: `cnm:net:<id prefix>`. */
 function bridgeAlias(net: DriverNetwork): string {

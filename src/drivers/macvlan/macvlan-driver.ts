@@ -12,7 +12,7 @@ import {
   type KernelCapabilities,
   type KernelFeature,
 } from '../../kernel/capabilities.js';
-import { KernelError } from '../../kernel/kernel-error.js';
+import { KernelError, ignoreErrno } from '../../kernel/kernel-error.js';
 import type { Kernel, LinkAdd } from '../../kernel/types.js';
 import type { Driver, DriverCapabilities, DriverEndpoint, DriverNetwork } from '../types.js';
 import {
@@ -27,11 +27,6 @@ export type ParentLinkOptions = MacvlanOptions | IpvlanOptions;
 
 /** Marks links cnm made (the 802.1q parents): IFLA_IFALIAS starts with this. */
 const ALIAS_PREFIX = 'cnm:';
-
-function ignoreErrno(err: unknown, ...codes: string[]): void {
-  if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
-  throw err;
-}
 
 /** A driver whose endpoints are children (macvlan or ipvlan) of a parent link. */
 class ParentLinkDriver<O extends ParentLinkOptions> implements Driver<O> {

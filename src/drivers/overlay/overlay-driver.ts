@@ -14,7 +14,7 @@
  * table `<table>_ovl`), so hosts outside with a 1500-byte path cannot black-hole.
  */
 import type { KernelFeature } from '../../kernel/capabilities.js';
-import { KernelError } from '../../kernel/kernel-error.js';
+import { ignoreErrno } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep } from '../../kernel/types.js';
 import { ForbiddenError, UnavailableError } from '../../errors.js';
 import type { BridgeDriver } from '../bridge/bridge-driver.js';
@@ -54,11 +54,6 @@ export interface RemoteEndpoint {
 interface LiveOverlay {
   vxlan: string;
   bridge: string;
-}
-
-function ignoreErrno(err: unknown, ...codes: string[]): void {
-  if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
-  throw err;
 }
 
 /** The overlay driver. */
