@@ -270,6 +270,28 @@ describe('Controller', () => {
     assert.ok(kernel.nftScripts.at(-1)?.includes('add element inet cnm bridges'));
   });
 
+  test('repairDrift() keeps checking default routes when some endpoints have none to check', async () => {
+    const { ctl, kernel } = await make(undefined, undefined, 'driftroute');
+    await ctl.createNetwork({
+      name: 'int',
+      internal: true,
+      ipam: { config: [{ subnet: '10.61.0.0/24' }] },
+    });
+    await ctl.createNetwork({ name: 'n', ipam: { config: [{ subnet: '10.62.0.0/24' }] } });
+    await ctl.createContainer({ name: 'i', cmd: ['true'], networks: [{ name: 'int' }] });
+    const c = await ctl.createContainer({ name: 'c', cmd: ['true'], networks: [{ name: 'n' }] });
+    // A first pass sees c's route in place; the internal endpoint has no route to check.
+    assert.deepEqual(await ctl.repairDrift(), []);
+    await kernel.routeDel(
+      { family: 4, dst: 'default', gateway: '10.62.0.1', dev: 'eth0' },
+      c.sandboxKey,
+    );
+    await ctl.repairDrift();
+    await ctl.repairDrift();
+    const routes = await kernel.routeList(c.sandboxKey, 4);
+    assert.ok(routes.some((r) => r.dst === 'default' && r.gateway === '10.62.0.1'));
+  });
+
   test('removeNetwork() refuses a network in use and predefined networks', async () => {
     const { ctl } = await make(undefined, undefined, 'rm');
     await ctl.createNetwork({ name: 'n' });

@@ -386,9 +386,6 @@ export class Controller implements ControllerApi {
 
   async repairDrift(): Promise<string[]> {
     if (this.#closed) return [];
-    // A new pass: when every endpoint has had its turn, start the rotation again.
-    const total = [...this.#networks.values()].reduce((n, net) => n + net.endpoints.size, 0);
-    if (this.#routeChecks.seen.size >= total) this.#routeChecks.seen.clear();
     this.#routeChecks.budget = ROUTE_CHECKS_PER_PASS;
     const done: string[] = [];
     const present = new Set((await this.#kernel.linkList()).map((l) => l.name));
@@ -445,6 +442,10 @@ export class Controller implements ControllerApi {
         }
       });
     }
+    // Budget left over means every endpoint that has a route to check had its turn: start the
+    // rotation again next pass. (Counting endpoints instead would stall it: internal, macvlan and
+    // gateway-less endpoints are never checked.)
+    if (this.#routeChecks.budget > 0) this.#routeChecks.seen.clear();
     for (const line of done) this.#cfg.log('warn', `Drift repaired: ${line}`);
     return done;
   }
@@ -1092,6 +1093,12 @@ export class Controller implements ControllerApi {
           await net.driver.publishPorts(net.dnet, dep, ep.ports as DriverPort[]);
           undo.push('unpublish ports', () => net.driver.unpublishPorts(net.dnet, dep, ep.ports));
         }
+        // Policies before the endpoint becomes visible: if they cannot be applied, nothing of
+        // the endpoint stays behind.
+        undo.push('detach from policies', async () => {
+          await this.#cfg.policy?.endpointDetached(ep.id);
+        });
+        await this.#policyAttach(ctr, ep);
         undo.release();
       } catch (err) {
         await undo.unwindQuietly(err);
@@ -1100,7 +1107,6 @@ export class Controller implements ControllerApi {
       net.endpoints.set(id, ep);
       ctr.endpoints.set(net.rec.id, ep);
       this.#endpointsUp(ctr, ep);
-      await this.#policyAttach(ctr, ep);
       return ep;
     });
   }
@@ -1639,39 +1645,43 @@ export class Controller implements ControllerApi {
         },
       };
       const ctr: LiveContainer = { rec, endpoints: new Map(), waiters: [], removed: false };
-      const undo = new CleanupStack();
-      try {
-        mkdirSync(this.#containerDir(id), { recursive: true });
-        undo.push('container dir', () =>
-          rm(this.#containerDir(id), { recursive: true, force: true }),
-        );
-        await this.#store.put(KEYS.container(id), rec, { expectRevision: 0 });
-        undo.push('store container', () =>
-          this.#store.delete(KEYS.container(id)).then(() => undefined),
-        );
-        this.#containers.set(id, ctr);
-        undo.push('forget container', () => void this.#containers.delete(id));
-        if (rec.sandboxKey) {
-          await this.#kernel.netnsAdd(rec.sandboxKey);
-          undo.push('sandbox', () => this.#kernel.netnsDel(rec.sandboxKey));
-          await this.#applySysctls(rec);
-        }
-        if (mode !== 'host' && mode !== 'none') {
-          for (const [i, { req, net }] of nets.entries()) {
-            const { name: _n, ...epReq } = req;
-            await this.#attach(ctr, net, epReq, {
-              gatewayEndpoint: i === 0,
-              ports: i === 0 ? (spec.ports ?? []) : [],
-            });
-            undo.push(`detach ${net.rec.name}`, () => this.#detach(ctr, net));
+      // Held from the moment the container can be found by name: a remove or connect that
+      // arrives meanwhile waits for the whole creation (#attach expects this lock held).
+      await this.#ctrLocks.run(id, async () => {
+        const undo = new CleanupStack();
+        try {
+          mkdirSync(this.#containerDir(id), { recursive: true });
+          undo.push('container dir', () =>
+            rm(this.#containerDir(id), { recursive: true, force: true }),
+          );
+          await this.#store.put(KEYS.container(id), rec, { expectRevision: 0 });
+          undo.push('store container', () =>
+            this.#store.delete(KEYS.container(id)).then(() => undefined),
+          );
+          this.#containers.set(id, ctr);
+          undo.push('forget container', () => void this.#containers.delete(id));
+          if (rec.sandboxKey) {
+            await this.#kernel.netnsAdd(rec.sandboxKey);
+            undo.push('sandbox', () => this.#kernel.netnsDel(rec.sandboxKey));
+            await this.#applySysctls(rec);
           }
+          if (mode !== 'host' && mode !== 'none') {
+            for (const [i, { req, net }] of nets.entries()) {
+              const { name: _n, ...epReq } = req;
+              await this.#attach(ctr, net, epReq, {
+                gatewayEndpoint: i === 0,
+                ports: i === 0 ? (spec.ports ?? []) : [],
+              });
+              undo.push(`detach ${net.rec.name}`, () => this.#detach(ctr, net));
+            }
+          }
+          await this.#writeFiles(ctr);
+          undo.release();
+        } catch (err) {
+          await undo.unwindQuietly(err);
+          throw err;
         }
-        await this.#writeFiles(ctr);
-        undo.release();
-      } catch (err) {
-        await undo.unwindQuietly(err);
-        throw err;
-      }
+      });
       this.#cfg.log('info', `Created container "${name}" (${id.slice(0, 12)})`);
       return this.#containerView(ctr);
     });

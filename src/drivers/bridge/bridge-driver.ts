@@ -345,10 +345,10 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   }
 
   async deleteEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
-    if (!net.options.icc) await this.#nft(this.#fw.removeIccPort(ep.hostIfName));
-    // Deleting the host end deletes the peer inside the sandbox too. The port's anti-spoofing
-    // elements go only after it: never a moment where the port exists unchecked.
+    // Deleting the host end deletes the peer inside the sandbox too. The port's ICC and
+    // anti-spoofing elements go only after it: never a moment where the port exists unchecked.
     await this.#kernel.linkDel(ep.hostIfName, undefined, { ifExists: true });
+    if (!net.options.icc) await this.#nft(this.#fw.removeIccPort(ep.hostIfName));
     await this.#nft(this.#fw.removeEndpoint(ep.hostIfName));
   }
 
