@@ -85,11 +85,13 @@ async function connections(from: Served, ip: string, n: number): Promise<Record<
   return JSON.parse(r.stdout.trim()) as Record<string, number>;
 }
 
-/** The A records the embedded DNS gives for `name` (none for NXDOMAIN). */
-async function resolve(from: Served, name: string): Promise<string[]> {
+/** The A records the embedded DNS gives for `name`, after checking the answer's rcode. */
+async function resolve(from: Served, name: string, rcode = 0): Promise<string[]> {
   const r = await exec(from.ns, [PY, '-c', DIG_PY, GW, name], { timeoutMs: 10_000 });
   assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout.trim()) as { rcode: number; answers: string[] }).answers;
+  const out = JSON.parse(r.stdout.trim()) as { rcode: number; answers: string[] };
+  assert.equal(out.rcode, rcode, `rcode for "${name}"`);
+  return out.answers;
 }
 
 async function cli(w: World, args: string[]): Promise<string> {
@@ -270,7 +272,7 @@ test(
           (await a.get('/cnm/containers/json?all=1')).body as { Names: string[] }[]
         ).map((c) => c.Names[0]);
         assert.deepEqual(left, ['/client']);
-        assert.deepEqual(await resolve(client, 'api'), []);
+        assert.deepEqual(await resolve(client, 'api', 3), []); // NXDOMAIN
         await waitHostSettled(w);
         const after = withoutPids(await snapshotHost(w), [d.pid]);
         assertSameHost(withoutPids(before, [pid0]), after, 'service rm');

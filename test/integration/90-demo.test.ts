@@ -37,7 +37,16 @@ test(
     );
     // db: internal backend only — reaches svc-a/svc-b over backend, not gateway, not outside.
     assert.match(rows.get('db')!, /^no\s+yes \(backend\)\s+yes \(backend\)\s+-\s+no\s*$/);
-    assert.match(rows.get('svc-a')!, /yes \(backend\)/);
+    // svc-a and svc-b: on both networks — reach each other and the gateway over frontend, the
+    // db over backend, and the outside through NAT.
+    assert.match(
+      rows.get('svc-a')!,
+      /^yes \(frontend\)\s+-\s+yes \(frontend\)\s+yes \(backend\)\s+yes \(seen as 203\.0\.113\.2\)/,
+    );
+    assert.match(
+      rows.get('svc-b')!,
+      /^yes \(frontend\)\s+yes \(frontend\)\s+-\s+yes \(backend\)\s+yes \(seen as 203\.0\.113\.2\)/,
+    );
     assert.match(r.stdout, /gateway's published port\): HTTP 200/);
     // Nothing left: no netns of the demo's world.
     const world = /^World (cnmt-\d+-\d+):/m.exec(r.stdout)?.[1];
