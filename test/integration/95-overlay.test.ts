@@ -294,6 +294,10 @@ test(
       // A container on host 3, reached from host 1.
       const [w1, , w3] = hosts as [World, World, World];
       const s1 = await runServer(apis[0]!, 'c1', ['race0']);
+      await until(
+        'race0 on host 3',
+        async () => (await apis[2]!.get('/networks/race0')).status === 200,
+      );
       const s3 = await runServer(apis[2]!, 'c3', ['race0']);
       await until('FDB for host 3 on host 1', async () =>
         (await fdb(w1)).some((l) => l.endsWith(` ${hostIp(2)}`)),

@@ -299,6 +299,10 @@ test(
       // A dynamic IPv6 address on host 2: it first picks the same lowest free address as v1 on
       // host 1 (each host allocates from its own view), is told by the cluster that the address
       // is taken, and takes the next one.
+      await until(
+        'ov6 known on host 2',
+        async () => (await a2.get('/networks/ov6')).status === 200,
+      );
       const v2 = await runServer(a2, 'v2', [{ Name: 'ov6' }]);
       const v2ip6 = (await a2.get(`/cnm/containers/${v2.id}/json`)).body.NetworkSettings.Networks
         .ov6.GlobalIPv6Address as string;
@@ -373,6 +377,12 @@ test(
       await c.stop(next);
       const mk3 = await a3.post('/networks/create', { Name: 'ov3', Driver: 'overlay' });
       assert.equal(mk3.status, 201, mk3.text);
+      // Other hosts learn the network through their etcd watch, which may be reconnecting to
+      // another member right now: wait for it rather than race it.
+      await until(
+        'ov3 known on host 1',
+        async () => (await a1.get('/networks/ov3')).status === 200,
+      );
       const f1 = await runServer(a1, 'f1', ['ov3']);
       const f3 = await runServer(a3, 'f3', ['ov3']);
       await until('f1 reachable from host 3', async () => {
