@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import type {
   ContainerSpec,
+  ContainerUpdateRequest,
   ContainerView,
   ControllerApi,
   EndpointRequest,
@@ -208,6 +209,11 @@ export class FakeController implements ControllerApi {
 
   inspectContainer(idOrName: string): ContainerView {
     this.#record('inspectContainer', idOrName);
+    return this.#ctr(idOrName);
+  }
+
+  async updateContainer(idOrName: string, req: ContainerUpdateRequest): Promise<ContainerView> {
+    this.#record('updateContainer', idOrName, req);
     return this.#ctr(idOrName);
   }
 

@@ -173,6 +173,9 @@ export interface WireContainer {
     DnsOptions: string[];
     DnsSearch: string[];
     Sysctls: Record<string, string>;
+    /** cnm: bandwidth limits as set (tc units), `""` for none. */
+    IngressRate: string;
+    EgressRate: string;
   };
   NetworkSettings: {
     SandboxID: string;
@@ -353,6 +356,8 @@ export function toWireContainer(c: ContainerView): WireContainer {
       DnsOptions: [...(c.spec.dnsOptions ?? [])],
       DnsSearch: [...(c.spec.dnsSearch ?? [])],
       Sysctls: { ...(c.spec.sysctls ?? {}) },
+      IngressRate: c.spec.ingressRate ?? '',
+      EgressRate: c.spec.egressRate ?? '',
     },
     NetworkSettings: {
       // The view has no separate sandbox id; a cnm container owns exactly one sandbox.

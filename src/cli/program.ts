@@ -27,6 +27,7 @@ import { runCommand } from './commands/run.js';
 import { serviceCommand } from './commands/service.js';
 import { startCommand } from './commands/start.js';
 import { stopCommand } from './commands/stop.js';
+import { updateCommand } from './commands/update.js';
 import { versionCommand } from './commands/version.js';
 
 /** The process-facing parts the CLI needs; `main/cli.ts` passes the real ones. */
@@ -75,6 +76,7 @@ export function buildProgram(ctx: CliContext, state: { exitCode: number }, io: C
     stopCommand,
     startCommand,
     rmCommand,
+    updateCommand,
     versionCommand,
     infoCommand,
     doctorCommand,

@@ -51,10 +51,12 @@ import type {
 import { ServiceManager, type ServiceNetwork } from './services.js';
 import { parseNamedPort } from '../policy/parse.js';
 import { bindPorts, parsePortSpec } from './ports.js';
+import { hasQos, qdiscsOf, withRates } from './qos.js';
 import { splitSysctlProfile, sysctlsForEndpoint } from './sysctl-profile.js';
 import { KEYS, type ContainerRecord, type EndpointRecord, type NetworkRecord } from './records.js';
 import type {
   ContainerSpec,
+  ContainerUpdateRequest,
   ContainerView,
   ControllerApi,
   EndpointRequest,
@@ -335,6 +337,7 @@ export class Controller implements ControllerApi {
       const net = this.#networks.get(ep.networkId)!;
       await net.driver.ensureEndpoint(net.dnet, this.#driverEndpoint(rec, ep));
       await this.#applyNetworkSysctls(net, rec, ep);
+      if (hasQos(rec.spec)) await this.#applyQos(rec, net, ep);
       if (ep.ports.length > 0) {
         await net.driver.publishPorts(net.dnet, this.#driverEndpoint(rec, ep), ep.ports);
       }
@@ -433,6 +436,8 @@ export class Controller implements ControllerApi {
           const dep = this.#driverEndpoint(ctr.rec, ep);
           // Port elements name the container's address, not the veth: they are still there.
           await net.driver.ensureEndpoint(net.dnet, dep);
+          // A re-created veth has lost its bandwidth limits (both ends are new).
+          if (hasQos(ctr.rec.spec)) await this.#applyQos(ctr.rec, net, ep);
           const what = vethGone.includes(ep)
             ? 'veth re-created'
             : routeGone.includes(ep)
@@ -983,6 +988,7 @@ export class Controller implements ControllerApi {
         );
       }
       const caps = net.driver.capabilities;
+      this.#checkQos(ctr.rec.spec, net);
       if ((req.aliases?.length ?? 0) > 0 && net.rec.name === 'bridge') {
         throw new InvalidError(
           'ALIAS_UNSUPPORTED',
@@ -1088,6 +1094,7 @@ export class Controller implements ControllerApi {
           undo.push('delete endpoint objects', () => net.driver.deleteEndpoint(net.dnet, dep));
           await net.driver.ensureEndpoint(net.dnet, dep);
           await this.#applyNetworkSysctls(net, ctr.rec, ep);
+          if (hasQos(ctr.rec.spec)) await this.#applyQos(ctr.rec, net, ep);
         }
         if (ep.ports.length > 0) {
           await net.driver.publishPorts(net.dnet, dep, ep.ports as DriverPort[]);
@@ -1252,6 +1259,87 @@ export class Controller implements ControllerApi {
       ctr.rec = rec;
       await this.#cfg.policy?.containerLabelsChanged(rec.id, { ...labels });
     });
+  }
+
+  // ---------------------------------------------------------------- bandwidth (qos.ts)
+
+  /** Limits need a veth with its host end here (ingress is shaped there): refuse the rest. */
+  #checkQos(spec: ContainerSpec, net: LiveNetwork): void {
+    if (net.driver.capabilities.hostVeth || !hasQos(spec)) return;
+    throw new InvalidError(
+      'QOS_UNSUPPORTED',
+      `Cannot limit bandwidth on network "${net.rec.name}": driver "${net.driver.name}" has no veth pair to shape (bridge and overlay networks have)`,
+    );
+  }
+
+  /**
+   * Makes an endpoint's qdiscs match the container's limits, in one round trip: a tbf on the
+   * host end shapes ingress, one on the sandbox end shapes egress; a direction without a limit
+   * has its tbf removed (if any).
+   */
+  async #applyQos(rec: ContainerRecord, net: LiveNetwork, ep: EndpointRecord): Promise<void> {
+    if (!net.driver.capabilities.hostVeth || !rec.sandboxKey) return;
+    const { ingress, egress } = qdiscsOf(rec.spec);
+    const ns = rec.sandboxKey;
+    await this.#kernel.batch([
+      ingress
+        ? { op: 'qdiscReplace', args: [ep.hostIfName, ingress] }
+        : { op: 'qdiscDel', args: [ep.hostIfName, undefined, { ifExists: true }] },
+      egress
+        ? { op: 'qdiscReplace', args: [ep.ifName, egress, ns] }
+        : { op: 'qdiscDel', args: [ep.ifName, ns, { ifExists: true }] },
+    ]);
+  }
+
+  async updateContainer(idOrName: string, req: ContainerUpdateRequest): Promise<ContainerView> {
+    const ctr = this.#findContainer(idOrName);
+    if (req.ingressRate === undefined && req.egressRate === undefined) {
+      throw new InvalidError(
+        'UPDATE_EMPTY',
+        `Cannot update container "${ctr.rec.name}": give an ingress or egress rate`,
+      );
+    }
+    const spec = withRates(ctr.rec.spec, req);
+    await this.#ctrLocks.run(ctr.rec.id, async () => {
+      if (ctr.removed)
+        throw new NotFoundError('CONTAINER_NOT_FOUND', `No such container: ${idOrName}`);
+      const nets = [...ctr.endpoints.keys()].map((id) => this.#networks.get(id)!);
+      if (hasQos(spec)) {
+        if (nets.length === 0) {
+          throw new InvalidError(
+            'QOS_UNSUPPORTED',
+            `Cannot limit bandwidth of container "${ctr.rec.name}": network mode "${ctr.rec.networkMode}" has no interface to shape`,
+          );
+        }
+        for (const net of nets) this.#checkQos(spec, net);
+      }
+      const old = ctr.rec;
+      const rec = { ...old, spec };
+      // Intent first; on a kernel failure the old limits go back, in the kernel and the store.
+      await this.#store.put(KEYS.container(rec.id), rec);
+      ctr.rec = rec;
+      const undo = new CleanupStack();
+      undo.push('restore record', async () => {
+        ctr.rec = old;
+        await this.#store.put(KEYS.container(old.id), old);
+      });
+      try {
+        for (const net of nets) {
+          await this.#netLocks.run(net.rec.id, async () => {
+            const ep = ctr.endpoints.get(net.rec.id);
+            if (!ep || net.removed) return;
+            undo.push(`restore limits on "${net.rec.name}"`, () => this.#applyQos(old, net, ep));
+            await this.#applyQos(rec, net, ep);
+          });
+        }
+        undo.release();
+      } catch (err) {
+        await undo.unwindQuietly(err);
+        throw err;
+      }
+    });
+    this.#cfg.log('info', `Updated bandwidth limits of container "${ctr.rec.name}"`);
+    return this.#containerView(ctr);
   }
 
   // ---------------------------------------------------------------- cluster (cluster.ts)
@@ -1566,6 +1654,7 @@ export class Controller implements ControllerApi {
     }
     for (const p of spec.ports ?? []) parsePortSpec(p);
     for (const p of spec.portNames ?? []) parseNamedPort(p);
+    qdiscsOf(spec);
   }
 
   async createContainer(spec: ContainerSpec): Promise<ContainerView> {
@@ -1594,6 +1683,7 @@ export class Controller implements ControllerApi {
           `Container cannot be connected to config-only network "${net.rec.name}"`,
         );
       }
+      this.#checkQos(spec, net);
     }
     const primary = nets[0]!.net;
     const mode =
@@ -1630,7 +1720,7 @@ export class Controller implements ControllerApi {
         id,
         name,
         created: now(),
-        spec: { ...clone(spec), name },
+        spec: { ...withRates(clone(spec), spec), name },
         networkMode: mode,
         sandboxKey: mode === 'host' ? '' : join(this.#cfg.execRoot, 'netns', id.slice(0, 12)),
         hostname: mode === 'host' ? '' : (spec.hostname ?? id.slice(0, 12)),

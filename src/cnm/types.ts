@@ -124,6 +124,19 @@ export interface ContainerSpec {
   sysctls?: Record<string, string>;
   /** Remove the container when its process exits (`--rm`). */
   autoRemove?: boolean;
+  /** Bandwidth limit toward the container, tc units (`10mbit`); absent: none (`qos.ts`). */
+  ingressRate?: string;
+  /** Bandwidth limit of what the container sends, tc units (`5mbit`); absent: none. */
+  egressRate?: string;
+}
+
+/**
+ * A container update (`POST /cnm/containers/{id}/update`, `cnm update`): a rate as in
+ * `ContainerSpec`, `0` or `none` to remove that limit, absent to leave it as it is.
+ */
+export interface ContainerUpdateRequest {
+  ingressRate?: string;
+  egressRate?: string;
 }
 
 /** A container's view of one attachment (Docker's `NetworkSettings.Networks[name]`). */
@@ -238,6 +251,12 @@ export interface ControllerApi {
   removeContainer(idOrName: string, opts?: { force?: boolean }): Promise<void>;
   /** Resolves with the exit code once the container's process has exited. */
   waitContainer(idOrName: string, signal?: AbortSignal): Promise<{ exitCode: number }>;
+  /**
+   * Changes a container's bandwidth limits at run time (also while stopped); the new limits are
+   * in the kernel when this resolves.
+   * @throws InvalidError RATE_INVALID, QOS_UNSUPPORTED; NotFoundError CONTAINER_NOT_FOUND
+   */
+  updateContainer(idOrName: string, req: ContainerUpdateRequest): Promise<ContainerView>;
   /** Runs a command inside the running container's namespaces. */
   execContainer(idOrName: string, cmd: string[], opts?: { env?: string[] }): Promise<ExecHandle>;
 }

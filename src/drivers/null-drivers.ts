@@ -51,6 +51,7 @@ export function hostDriver(): Driver<Record<string, never>> {
     publishesPorts: false,
     singleton: true,
     exclusive: true,
+    hostVeth: false,
   });
 }
 
@@ -64,5 +65,6 @@ export function noneDriver(): Driver<Record<string, never>> {
     publishesPorts: false,
     singleton: true,
     exclusive: true,
+    hostVeth: false,
   });
 }

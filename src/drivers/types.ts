@@ -23,6 +23,11 @@ export interface DriverCapabilities {
   singleton: boolean;
   /** The container joining this network must join no other (`host`, `none`). */
   exclusive: boolean;
+  /**
+   * An endpoint is a veth pair with its host end (`DriverEndpoint.hostIfName`) in the daemon's
+   * namespace, where traffic toward the container can be shaped (bandwidth limits).
+   */
+  hostVeth: boolean;
 }
 
 /** An address family's settings on a network. */

@@ -18,6 +18,11 @@ export interface KernelWorld {
    * `bridge -d link show`); cases also read it back through `linkGet` either way.
    */
   hairpinOracle?(name: string, ns: string): Promise<boolean | undefined>;
+  /**
+   * An independent oracle for a device's root qdisc (the real world asks `tc -j qdisc show`):
+   * its kind and, for a tbf, rate and burst in bytes.
+   */
+  qdiscOracle?(dev: string, ns: string): Promise<{ kind: string; rate?: number; burst?: number }>;
 }
 
 /** Retries `check` until it passes: netns teardown runs asynchronously in the real kernel. */
@@ -372,6 +377,100 @@ export function runKernelCases(label: string, getWorld: () => KernelWorld): void
       await k.sysctlSet('net.ipv6.conf.d0.disable_ipv6', '1', ns);
       assert.equal(await k.sysctlGet('net.ipv6.conf.d0.disable_ipv6', ns), '1');
       await rejectsErrno(k.sysctlSet('net.ipv6.conf.ghost.disable_ipv6', '1', ns), 'ENOENT');
+    });
+
+    test('qdiscReplace()/qdiscDel(): a root tbf is set, changed in place, read back, removed', async () => {
+      const w = getWorld();
+      const k = w.kernel;
+      const host = await newNs();
+      const sb = await newNs();
+      await k.linkAdd(
+        { kind: 'veth', name: 'vh1', up: true, peer: { name: 'eth0', ns: sb, up: true } },
+        host,
+      );
+      const root = async (dev: string, ns: string) => {
+        const list = await k.qdiscList(ns, dev);
+        assert.ok(list.length > 0 && list.every((q) => q.dev === dev), 'only the asked device');
+        const r = list.find((q) => q.parent === 0xffffffff);
+        assert.ok(r, `a root qdisc on ${dev}`);
+        if (w.qdiscOracle) {
+          const o = await w.qdiscOracle(dev, ns);
+          assert.equal(o.kind, r.kind, 'oracle kind');
+          if (r.tbf) {
+            assert.equal(o.rate, r.tbf.rate, 'oracle rate');
+            // tc prints the burst from the buffer time truncated to whole microseconds.
+            const slack = r.tbf.rate / 1e6 + 1;
+            assert.ok(Math.abs((o.burst ?? 0) - r.tbf.burst) <= slack, 'oracle burst');
+          }
+        }
+        return r;
+      };
+      // The burst reads back from the kernel's time in 64 ns ticks: within one tick of rate.
+      const near = (got: number, want: number, rate: number): void =>
+        assert.ok(Math.abs(got - want) <= (rate * 64) / 1e9 + 1, `burst ${got} vs ${want}`);
+      assert.notEqual((await root('vh1', host)).kind, 'tbf', 'a new veth has its default');
+      await k.qdiscReplace(
+        'vh1',
+        { kind: 'tbf', rate: 1_250_000, burst: 32_768, limit: 131_072 },
+        host,
+      );
+      let q = await root('vh1', host);
+      assert.equal(q.kind, 'tbf');
+      assert.equal(q.handle, 0x10000, 'handle 1:');
+      assert.equal(q.tbf?.rate, 1_250_000);
+      assert.equal(q.tbf?.limit, 131_072);
+      near(q.tbf!.burst, 32_768, 1_250_000);
+      // Changed in place: same handle, new numbers.
+      await k.qdiscReplace(
+        'vh1',
+        { kind: 'tbf', rate: 2_500_000, burst: 65_536, limit: 262_144 },
+        host,
+      );
+      q = await root('vh1', host);
+      assert.equal(q.handle, 0x10000);
+      assert.equal(q.tbf?.rate, 2_500_000);
+      assert.equal(q.tbf?.limit, 262_144);
+      near(q.tbf!.burst, 65_536, 2_500_000);
+      // Inside the sandbox, and a rate beyond the u32 field (TCA_TBF_RATE64): 100 Gbit/s.
+      await k.qdiscReplace(
+        'eth0',
+        { kind: 'tbf', rate: 12_500_000_000, burst: 1 << 20, limit: 1 << 22 },
+        sb,
+      );
+      q = await root('eth0', sb);
+      assert.equal(q.tbf?.rate, 12_500_000_000);
+      near(q.tbf!.burst, 1 << 20, 12_500_000_000);
+      assert.equal((await k.qdiscList(host, 'vh1')).filter((x) => x.kind === 'tbf').length, 1);
+      await k.qdiscDel('vh1', host);
+      assert.notEqual((await root('vh1', host)).kind, 'tbf');
+      await rejectsErrno(k.qdiscDel('vh1', host), 'ENOENT');
+      await k.qdiscDel('vh1', host, { ifExists: true });
+      await rejectsErrno(
+        k.qdiscReplace('vh1', { kind: 'tbf', rate: 1_250_000, burst: 0, limit: 1000 }, host),
+        'EINVAL',
+      );
+      assert.notEqual((await root('vh1', host)).kind, 'tbf', 'a refused change leaves nothing');
+      await rejectsErrno(
+        k.qdiscReplace('ghost', { kind: 'tbf', rate: 1, burst: 1, limit: 1 }, host),
+        'ENODEV',
+      );
+      await rejectsErrno(k.qdiscDel('ghost', host), 'ENODEV');
+      // In a batch, like an endpoint's other steps.
+      await k.batch([
+        {
+          op: 'qdiscReplace',
+          args: ['vh1', { kind: 'tbf', rate: 125_000, burst: 16_384, limit: 65_536 }, host],
+        },
+      ]);
+      assert.equal((await root('vh1', host)).tbf?.rate, 125_000);
+      // The qdisc goes with its device.
+      await k.linkDel('vh1', host);
+      await eventually(async () =>
+        assert.equal(
+          (await k.qdiscList(sb)).some((x) => x.kind === 'tbf'),
+          false,
+        ),
+      );
     });
 
     test('calls in a missing namespace fail ENOENT', async () => {

@@ -40,6 +40,28 @@ describe('real kernel', { skip }, () => {
       const [port] = JSON.parse(out) as { hairpin?: boolean }[];
       return port?.hairpin;
     },
+    // tc reads the qdisc with its own parser (and prints the burst it computes from the
+    // kernel's buffer time, like our decoder does).
+    qdiscOracle: async (dev, ns) => {
+      const out = execFileSync(
+        'nsenter',
+        [`--net=${ns}`, 'tc', '-j', 'qdisc', 'show', 'dev', dev],
+        {
+          encoding: 'utf8',
+        },
+      );
+      const all = JSON.parse(out) as {
+        kind: string;
+        root?: boolean;
+        options?: { rate?: number; burst?: number };
+      }[];
+      const root = all.find((q) => q.root) ?? { kind: '' };
+      return {
+        kind: root.kind,
+        ...(root.options?.rate !== undefined ? { rate: root.options.rate } : {}),
+        ...(root.options?.burst !== undefined ? { burst: root.options.burst } : {}),
+      };
+    },
   }));
 
   test('netnsDirEnsure() makes a directory a shared mount of itself', async () => {

@@ -13,7 +13,9 @@ import type {
   LinkSet,
   Neigh,
   NsRef,
+  Qdisc,
   Route,
+  Tbf,
 } from './types.js';
 import type { KernelOp, WorkerOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -152,6 +154,15 @@ class WorkerKernel implements Kernel {
   }
   neighList(ns?: NsRef, family?: 4 | 6 | 'bridge'): Promise<Neigh[]> {
     return this.#call('neighList', ns, family);
+  }
+  qdiscReplace(dev: string, qdisc: Tbf, ns?: NsRef): Promise<void> {
+    return this.#call('qdiscReplace', dev, qdisc, ns);
+  }
+  qdiscDel(dev: string, ns?: NsRef, opts?: { ifExists?: boolean }): Promise<void> {
+    return this.#call('qdiscDel', dev, ns, opts);
+  }
+  qdiscList(ns?: NsRef, dev?: string): Promise<Qdisc[]> {
+    return this.#call('qdiscList', ns, dev);
   }
   sysctlSet(key: string, value: string, ns?: NsRef): Promise<void> {
     return this.#call('sysctlSet', key, value, ns);

@@ -181,6 +181,34 @@ export interface Neigh {
 }
 
 /**
+ * A token bucket filter (`tc qdisc replace dev X root handle 1: tbf rate R burst B limit L`), the
+ * one qdisc cnm sets: it shapes what leaves through the device.
+ */
+export interface Tbf {
+  kind: 'tbf';
+  /** Bytes per second (the kernel's unit). */
+  rate: number;
+  /** Bucket size in bytes: what may leave at once after an idle moment. */
+  burst: number;
+  /** Bytes that may wait behind the bucket; beyond that, packets are dropped. */
+  limit: number;
+}
+
+/** A qdisc as read back (RTM_GETQDISC), like a line of `tc qdisc show`. */
+export interface Qdisc {
+  /** Device name (the ifindex as text when it cannot be resolved). */
+  dev: string;
+  index: number;
+  kind: string;
+  /** tcm_handle: `1:` is 0x10000; a device's default qdisc has 0. */
+  handle: number;
+  /** tcm_parent: 0xffffffff for a root qdisc. */
+  parent: number;
+  /** A tbf's parameters; `burst` is recomputed from the kernel's time in 64 ns ticks (±1 byte). */
+  tbf?: Omit<Tbf, 'kind'>;
+}
+
+/**
  * One step of `Kernel.batch`: a kernel method and its arguments, plus errno codes that count as
  * success for this step (`EEXIST` makes an add idempotent).
  */
@@ -205,6 +233,8 @@ export type BatchableOp =
   | 'routeDel'
   | 'neighAdd'
   | 'neighDel'
+  | 'qdiscReplace'
+  | 'qdiscDel'
   | 'sysctlSet';
 
 /** What the kernel said when a request failed. */
@@ -257,6 +287,20 @@ export interface Kernel {
   neighAdd(neigh: Neigh, ns?: NsRef, opts?: { replace?: boolean; append?: boolean }): Promise<void>;
   neighDel(neigh: Neigh, ns?: NsRef): Promise<void>;
   neighList(ns?: NsRef, family?: 4 | 6 | 'bridge'): Promise<Neigh[]>;
+
+  /**
+   * Sets the root qdisc of `dev` to `qdisc` with handle `1:`, creating it or changing an existing
+   * one in place (`tc qdisc replace dev DEV root handle 1: tbf …`): packets queued stay queued.
+   * @throws KernelError ENODEV for a missing device, EINVAL for parameters the kernel refuses
+   */
+  qdiscReplace(dev: string, qdisc: Tbf, ns?: NsRef): Promise<void>;
+  /**
+   * Removes the root qdisc of `dev`; the device falls back to its default (noqueue on a veth).
+   * A device with only its default qdisc is an error (ENOENT) unless `ifExists` is true.
+   */
+  qdiscDel(dev: string, ns?: NsRef, opts?: { ifExists?: boolean }): Promise<void>;
+  /** Qdiscs in `ns`, of `dev` only when given (`tc qdisc show [dev DEV]`), defaults included. */
+  qdiscList(ns?: NsRef, dev?: string): Promise<Qdisc[]>;
 
   /** Writes `/proc/sys/<key with dots as slashes>` inside `ns`. */
   sysctlSet(key: string, value: string, ns?: NsRef): Promise<void>;

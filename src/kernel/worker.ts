@@ -44,6 +44,9 @@ import {
   RTM_SETLINK,
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
+  RTM_DELQDISC,
+  RTM_NEWQDISC,
+  TC_H_ROOT,
 } from './rtnetlink/constants.js';
 import {
   decodeLink,
@@ -59,8 +62,20 @@ import {
   fdbFlags,
   type NeighRequest,
 } from './rtnetlink/neigh.js';
+import { CNM_QDISC_HANDLE, decodeQdisc, encodeQdisc, encodeQdiscDump } from './rtnetlink/qdisc.js';
 import { decodeRoute, encodeRoute, encodeRouteDump } from './rtnetlink/route.js';
-import type { Addr, KernelStep, Link, LinkAdd, LinkSet, Neigh, NsRef, Route } from './types.js';
+import type {
+  Addr,
+  KernelStep,
+  Link,
+  LinkAdd,
+  LinkSet,
+  Neigh,
+  NsRef,
+  Qdisc,
+  Route,
+  Tbf,
+} from './types.js';
 import type { WorkerOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 /** statfs magic of nsfs: a mounted namespace file. */
@@ -509,6 +524,61 @@ export class HostKernel {
           if (e.vni !== undefined) n.vni = e.vni;
           out.push(n);
         }
+      }
+      return out;
+    });
+  }
+
+  qdiscReplace(dev: string, qdisc: Tbf, ns: NsRef): void {
+    const action = `Cannot set qdisc "${qdisc.kind}" on "${dev}"${nsSuffix(ns)}`;
+    const sock = attempt(action, () => this.#socket(ns));
+    const index = this.#resolve(sock, dev, ns);
+    const { rate, burst, limit } = qdisc;
+    // CREATE|REPLACE with handle 1: grafts a new tbf over the default qdisc, and changes an
+    // existing tbf 1: in place (tbf_change): its queue survives a rate change.
+    attempt(action, () =>
+      sock.request(
+        encodeQdisc(RTM_NEWQDISC, REQ_ACK | NLM_F_CREATE | NLM_F_REPLACE, {
+          index,
+          handle: CNM_QDISC_HANDLE,
+          tbf: { rate, burst, limit },
+        }),
+      ),
+    );
+  }
+
+  qdiscDel(dev: string, ns: NsRef, opts?: { ifExists?: boolean }): void {
+    const action = `Cannot delete qdisc on "${dev}"${nsSuffix(ns)}`;
+    try {
+      const sock = this.#socket(ns);
+      const index = this.#index(sock, dev);
+      // Handle 0 matches whatever root qdisc is there; the default one (handle 0) is ENOENT.
+      sock.request(encodeQdisc(RTM_DELQDISC, REQ_ACK, { index, parent: TC_H_ROOT }));
+    } catch (err) {
+      const e = toKernelError(action, err);
+      if (opts?.ifExists && e instanceof KernelError && e.errnoCode === 'ENOENT') return;
+      throw e;
+    }
+  }
+
+  qdiscList(ns: NsRef, dev?: string): Qdisc[] {
+    return attempt(`Cannot list qdiscs${nsSuffix(ns)}`, () => {
+      const sock = this.#socket(ns);
+      const names = this.#names(sock);
+      // The kernel ignores tcm_ifindex in a dump (iproute2 filters too): filter here.
+      const only = dev === undefined ? undefined : this.#index(sock, dev);
+      const out: Qdisc[] = [];
+      for (const msg of sock.request(encodeQdiscDump(NLM_F_REQUEST | NLM_F_DUMP))) {
+        const q = decodeQdisc(msg);
+        if (only !== undefined && q.index !== only) continue;
+        out.push({
+          dev: names.get(q.index) ?? String(q.index),
+          index: q.index,
+          kind: q.kind,
+          handle: q.handle,
+          parent: q.parent,
+          ...(q.tbf ? { tbf: q.tbf } : {}),
+        });
       }
       return out;
     });

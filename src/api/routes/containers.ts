@@ -5,7 +5,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerSpec, ContainerView, ControllerApi } from '../../cnm/types.js';
+import type {
+  ContainerSpec,
+  ContainerUpdateRequest,
+  ContainerView,
+  ControllerApi,
+} from '../../cnm/types.js';
 import { CnmError, InvalidError, isKind } from '../../errors.js';
 import { FieldReader, queryBool, queryString, queryUint, readJsonBody } from '../body.js';
 import { invalidField } from '../errors.js';
@@ -71,7 +76,22 @@ export function parseContainerCreate(body: unknown, queryName?: string): Contain
   if (sysctls !== undefined) spec.sysctls = sysctls;
   const autoRemove = b.bool('AutoRemove');
   if (autoRemove !== undefined) spec.autoRemove = autoRemove;
+  Object.assign(spec, parseContainerUpdate(body));
   return spec;
+}
+
+/**
+ * Reads the bandwidth fields `IngressRate` and `EgressRate` (tc units, `0`/`none` for no limit)
+ * of a create or `POST /cnm/containers/{id}/update` body; the controller checks the values.
+ */
+export function parseContainerUpdate(body: unknown): ContainerUpdateRequest {
+  const b = FieldReader.root(body);
+  const out: ContainerUpdateRequest = {};
+  const ingress = b.optionalString('IngressRate');
+  if (ingress !== undefined) out.ingressRate = ingress;
+  const egress = b.optionalString('EgressRate');
+  if (egress !== undefined) out.egressRate = egress;
+  return out;
 }
 
 /** Turns a `POST /cnm/containers/{id}/exec` body into command and environment. */
@@ -206,6 +226,10 @@ export function registerContainerRoutes(router: Router, deps: RouteDeps): void {
     .add('POST', '/cnm/containers/{id}/start', async (ctx) => {
       await controller.startContainer(id(ctx));
       sendEmpty(ctx.res, 204);
+    })
+    .add('POST', '/cnm/containers/{id}/update', async (ctx) => {
+      await controller.updateContainer(id(ctx), parseContainerUpdate(await readJsonBody(ctx.req)));
+      sendJson(ctx.res, 200, { Warnings: [] });
     })
     .add('POST', '/cnm/containers/{id}/stop', async (ctx) => {
       const t = queryUint(ctx.query, 't');

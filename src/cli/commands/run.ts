@@ -35,6 +35,8 @@ export interface RunOptions {
   portName?: string[];
   env?: string[];
   workdir?: string;
+  ingressRate?: string;
+  egressRate?: string;
 }
 
 /**
@@ -94,6 +96,8 @@ export function runCreateRequest(
     DnsOptions: [...(o.dnsOpt ?? []), ...(o.dnsOption ?? [])],
     Sysctls: parseKeyValues(o.sysctl, '--sysctl', true),
     AutoRemove: o.rm === true,
+    IngressRate: o.ingressRate,
+    EgressRate: o.egressRate,
   };
   return { method: 'POST', path: '/cnm/containers/create', body: JSON.parse(JSON.stringify(body)) };
 }
@@ -205,6 +209,8 @@ export function runCommand(ctx: CliContext, act: Act): Command {
     .option('--port-name <name=port/proto>', 'named port for policies (repeatable)', collect)
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('--ingress-rate <rate>', 'limit traffic toward the container (tc units: 10mbit)')
+    .option('--egress-rate <rate>', 'limit traffic the container sends (tc units: 5mbit)')
     .action((cmd: string[], o: RunOptions) =>
       act(async () => {
         const view = await ctx.client().json<WireContainer>(runCreateRequest(cmd, o, ctx.env));

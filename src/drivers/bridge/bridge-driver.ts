@@ -49,6 +49,7 @@ export class BridgeDriver implements Driver<BridgeOptions> {
     publishesPorts: true,
     singleton: false,
     exclusive: false,
+    hostVeth: true,
   };
   #kernel: Kernel;
   #config: BridgeDriverConfig;

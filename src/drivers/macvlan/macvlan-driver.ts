@@ -39,6 +39,7 @@ class ParentLinkDriver<O extends ParentLinkOptions> implements Driver<O> {
     publishesPorts: false,
     singleton: false,
     exclusive: false,
+    hostVeth: false,
   };
   #kernel: Kernel;
   #caps: KernelCapabilities;

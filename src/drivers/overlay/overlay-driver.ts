@@ -67,6 +67,7 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     publishesPorts: true,
     singleton: false,
     exclusive: false,
+    hostVeth: true,
   };
   readonly #kernel: Kernel;
   readonly #bridge: BridgeDriver;

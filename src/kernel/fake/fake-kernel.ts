@@ -13,7 +13,9 @@ import type {
   LinkSet,
   Neigh,
   NsRef,
+  Qdisc,
   Route,
+  Tbf,
 } from '../types.js';
 
 /** Kernel methods whose next call `failNext` can make fail. */
@@ -34,6 +36,8 @@ interface FakeLink {
   peer?: { ns: string; name: string };
   /** Parent of a macvlan/ipvlan/vlan (namespace key + ifindex): deleting it deletes the child. */
   parent?: { ns: string; index: number };
+  /** Root qdisc set with `qdiscReplace`; absent means the default (noqueue, handle 0). */
+  qdisc?: Tbf;
 }
 
 interface FakeNs {
@@ -50,6 +54,7 @@ const OWN = '';
 const IFNAMSIZ = 16;
 const RTPROT_KERNEL = 2;
 const RT_SCOPE_LINK = 253;
+const TC_H_ROOT = 0xffffffff;
 
 function key(ns: NsRef): string {
   return ns ?? OWN;
@@ -647,6 +652,45 @@ export class FakeKernel implements Kernel {
         family === undefined ? n.neigh.family !== 'bridge' : n.neigh.family === family,
       )
       .map((n) => ({ ...n.neigh, dev: this.#byIndex(space, n.index)?.name ?? n.neigh.dev }));
+  }
+
+  async qdiscReplace(dev: string, qdisc: Tbf, ns?: NsRef): Promise<void> {
+    const action = `Cannot set qdisc "${qdisc.kind}" on "${dev}"${suffix(ns)}`;
+    this.#enter('qdiscReplace', action);
+    const space = this.#space(ns, action);
+    const link = this.#link(space, dev, `Cannot find link "${dev}"${suffix(ns)}`);
+    // tbf_change refuses an empty bucket ("!max_size").
+    if (qdisc.burst === 0) fail(action, 'EINVAL');
+    link.qdisc = { ...qdisc };
+  }
+
+  async qdiscDel(dev: string, ns?: NsRef, opts?: { ifExists?: boolean }): Promise<void> {
+    const action = `Cannot delete qdisc on "${dev}"${suffix(ns)}`;
+    this.#enter('qdiscDel', action);
+    const space = this.#space(ns, action);
+    const link = this.#link(space, dev, action);
+    if (!link.qdisc) {
+      // The kernel will not delete a device's default qdisc (handle 0): ENOENT.
+      if (opts?.ifExists) return;
+      fail(action, 'ENOENT', 'Cannot find specified qdisc on specified device');
+    }
+    delete link.qdisc;
+  }
+
+  async qdiscList(ns?: NsRef, dev?: string): Promise<Qdisc[]> {
+    const action = `Cannot list qdiscs${suffix(ns)}`;
+    this.#enter('qdiscList', action);
+    const space = this.#space(ns, action);
+    const only = dev === undefined ? undefined : this.#link(space, dev, action);
+    return [...space.links.values()]
+      .filter((l) => only === undefined || l === only)
+      .sort((a, b) => a.index - b.index)
+      .map((l) => {
+        const base = { dev: l.name, index: l.index, parent: TC_H_ROOT };
+        if (!l.qdisc) return { ...base, kind: 'noqueue', handle: 0 };
+        const { rate, burst, limit } = l.qdisc;
+        return { ...base, kind: l.qdisc.kind, handle: 0x10000, tbf: { rate, burst, limit } };
+      });
   }
 
   /** Per-device keys (`net.ipv4.conf.<dev>.x`) exist only while the device does. */

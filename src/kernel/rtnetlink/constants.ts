@@ -166,3 +166,21 @@ export const NUD_PERMANENT = 0x80;
 /** ndmsg.ndm_flags. */
 export const NTF_SELF = 0x02;
 export const NTF_MASTER = 0x04;
+
+/** Traffic control (linux/rtnetlink.h, linux/pkt_sched.h): qdisc messages, struct tcmsg. */
+export const RTM_NEWQDISC = 36;
+export const RTM_DELQDISC = 37;
+export const RTM_GETQDISC = 38;
+/** TCA_* (struct tcmsg attributes). */
+export const TCA_KIND = 1;
+export const TCA_OPTIONS = 2;
+/** tcm_parent of a device's root (egress) qdisc. */
+export const TC_H_ROOT = 0xffffffff;
+/** TCA_TBF_* (inside TCA_OPTIONS of a tbf qdisc). */
+export const TCA_TBF_PARMS = 1;
+export const TCA_TBF_RATE64 = 4;
+export const TCA_TBF_BURST = 6;
+/** tc_ratespec.linklayer: anything but UNAWARE (0) makes the kernel skip the legacy rate table. */
+export const TC_LINKLAYER_ETHERNET = 1;
+/** The kernel's scheduler tick (PSCHED_SHIFT 6): 64 ns. TBF's `buffer` field counts these. */
+export const PSCHED_TICK_NS = 64;
