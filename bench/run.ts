@@ -6,6 +6,9 @@
  * - `bench/attach/run.ts`: container attach time against the CNI bridge plugin and netavark;
  * - `bench/dns/run.ts`: the embedded DNS against aardvark-dns;
  * - `bench/policy/run.ts`: policy enforcement at 0 / 1,000 / 10,000 policies;
+ * - `bench/overlay/run.ts`: the multi-host overlay on simulated hosts with a real etcd (data
+ *   plane against hand-built VXLAN, time until reachable across hosts, 10 hosts' RSS and etcd
+ *   write rate);
  * - data plane: `cnm bench` (every mode against its kernel ceiling) against a cnmd started in
  *   a test world (its own namespaces, removed afterwards); its JSON, Markdown and SVG charts go
  *   to docs/benchmarks/dataplane/.
@@ -14,7 +17,7 @@
  * is the section. A part that is missing is left out; one that fails gets a section saying so,
  * and the suite exits 1 after writing the rest.
  *
- * Usage: `npm run bench` or `tsx bench/run.ts [--only attach,dns,policy,dataplane]
+ * Usage: `npm run bench` or `tsx bench/run.ts [--only attach,dns,policy,overlay,dataplane]
  * [--duration S] [--repeat N] [--no-write]` (root; `npm run build` first, as `npm run bench` does)
  */
 import { spawn } from 'node:child_process';
@@ -34,7 +37,7 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const ONLY = (arg('--only') ?? 'attach,dns,policy,dataplane').split(',');
+const ONLY = (arg('--only') ?? 'attach,dns,policy,overlay,dataplane').split(',');
 const DURATION = arg('--duration') ?? '3';
 const REPEAT = arg('--repeat') ?? '3';
 const MODES = 'host,bridge,bridge-published,macvlan,overlay';
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
       ['attach', 'bench/attach'],
       ['dns', 'bench/dns — embedded DNS against aardvark-dns'],
       ['policy', 'bench/policy — enforcement cost at 0 / 1,000 / 10,000 policies'],
+      ['overlay', 'bench/overlay — multi-host overlay (simulated hosts, real etcd)'],
     ];
     for (const [name, title] of scripts) {
       if (!ONLY.includes(name)) continue;

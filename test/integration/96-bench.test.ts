@@ -1,12 +1,15 @@
 /**
  * `cnm bench` against a cnmd in a world: a short run (1 s, 1 repetition) of host, bridge and
  * bridge-published prints a complete JSON report with positive figures and leaves nothing
- * behind; SIGINT in the middle of a run removes every bench object and exits 130. Never
- * asserts a speed. Needs root, iperf3 and sockperf (scripts/setup.sh installs them).
+ * behind; SIGINT in the middle of a run removes every bench object and exits 130. The overlay
+ * mode, which builds its own two-host cluster (two netns, etcd, two cnmd from dist/), gets the
+ * same checks in a run of its own (it needs etcd: skipped without it). Never asserts a speed.
+ * Needs root, iperf3 and sockperf (scripts/setup.sh installs them, and etcd-server).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -153,5 +156,88 @@ test(
       assert.equal(i.stdout, '');
       assert.deepEqual(await leftovers(w, i.pid), []);
       assertSameHost(before, await snapshotHost(w), 'after an interrupted cnm bench');
+    }),
+);
+
+/** Processes whose command line names the bench's own cluster (`cnmb-<pid>-`): etcd, cnmd. */
+async function benchProcs(pid: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of await readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(`cnmb-${pid}-`)) out.push(`${p}: ${cmd.replace(/\0/g, ' ').trim()}`);
+  }
+  return out;
+}
+
+test(
+  'cnm bench --modes overlay: its own two-host cluster, a complete report, nothing left behind',
+  {
+    skip:
+      skipUnlessRoot() ||
+      (existsSync('/usr/bin/etcd') ? false : 'needs /usr/bin/etcd (etcd-server)'),
+    timeout: 180_000,
+  },
+  (t) =>
+    withWorld(t, async (w) => {
+      await startDaemon(w, ['--log-level', 'warn']);
+      await waitHostSettled(w);
+      const before = await snapshotHost(w);
+      const r = await bench(w, [
+        '--modes',
+        'overlay',
+        '--duration',
+        '1',
+        '--repeat',
+        '1',
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as {
+        modes: {
+          mode: string;
+          status: string;
+          reason?: string;
+          cnmPath: string;
+          ceilingPath: string;
+          cnm: Record<string, { median: number }>;
+          ceiling: Record<string, { median: number }>;
+          vsCeiling: Record<string, number>;
+          errors?: string[];
+        }[];
+      };
+      const m = report.modes[0]!;
+      assert.equal(m.status, 'measured', m.reason);
+      assert.equal(m.errors, undefined, m.errors?.join('; '));
+      assert.match(m.cnmPath, /two cnmd "hosts"/);
+      assert.match(m.ceilingPath, /VXLAN/);
+      for (const k of ['rrP50Us', 'rrP99Us', 'tcpGbps', 'tcp4Gbps', 'crrPerSec', 'udpPps']) {
+        for (const side of ['cnm', 'ceiling'] as const) {
+          const v = m[side][k]?.median;
+          assert.ok(v !== undefined && Number.isFinite(v) && v > 0, `overlay ${side} ${k} = ${v}`);
+        }
+        assert.ok(m.vsCeiling[k]! > 0, `overlay cnm/ceiling ${k}`);
+      }
+      // Nothing of the bench's cluster is left: namespaces, temp dir, etcd and cnmd processes;
+      // and the user's daemon was not used for this mode.
+      assert.deepEqual(await leftovers(w, r.pid), []);
+      const dirs = (await readdir('/tmp')).filter((d) => d.startsWith(`cnmb-${r.pid}-`));
+      assert.deepEqual(dirs, []);
+      assert.deepEqual(await benchProcs(r.pid), []);
+      assertSameHost(before, await snapshotHost(w), 'after cnm bench --modes overlay');
+
+      // Ctrl-C while measuring through the cluster: all of it goes, cnmd and etcd included.
+      const i = await bench(
+        w,
+        ['--modes', 'overlay', '--duration', '1', '--repeat', '1'],
+        /\] rep 1\/1 overlay (cnm|ceiling) crr/,
+      );
+      assert.equal(i.code, 130, i.stderr);
+      assert.deepEqual(await leftovers(w, i.pid), []);
+      assert.deepEqual(
+        (await readdir('/tmp')).filter((d) => d.startsWith(`cnmb-${i.pid}-`)),
+        [],
+      );
+      assert.deepEqual(await benchProcs(i.pid), []);
     }),
 );

@@ -11,18 +11,21 @@
  * | bridge           | client and servers on a bench bridge network                         |
  * | bridge-published | client on `host` → the bench bridge's gateway IP:published port       |
  * | macvlan          | client and servers on a macvlan network whose parent is a bench veth |
- * | overlay          | client and servers on an overlay network (when the daemon has one)   |
+ * | overlay          | servers on host A, client on host B of the bench's own two-host cluster |
+ *
+ * The overlay mode does not use the user's daemon: see overlay-hosts.ts.
  *
  * The macvlan parent is a veth pair the bench creates in the daemon's namespace (found through
  * a `host` container's PID), so no real interface is used; it needs root on the daemon's host.
  */
 import { existsSync } from 'node:fs';
 import type { WireContainer, WireNetwork } from '../../api/wire.js';
+import { BugError } from '../../errors.js';
 import { DaemonError, type ApiClient } from '../client.js';
 import { FrameDecoder } from '../frames.js';
 import { waitListening } from './ceiling.js';
 import type { Mode } from './model.js';
-import type { ClientRun, MeasuredPath } from './path.js';
+import { pause, type ClientRun, type MeasuredPath } from './path.js';
 import { runProc } from './proc.js';
 import {
   PORTS,
@@ -48,7 +51,8 @@ export const CNM_DESCRIPTIONS: Record<Mode, string> = {
   bridge: 'two containers on a cnm bridge network',
   'bridge-published': 'host-network client → published port on the bridge gateway IP → container',
   macvlan: 'two containers on a cnm macvlan network (bridge mode) over a bench veth',
-  overlay: 'two containers on a cnm overlay network',
+  overlay:
+    'two containers on a cnm overlay network, on two cnmd "hosts" (netns on a veth underlay, own etcd)',
 };
 
 /** The label every bench object carries, with the run's prefix as value. */
@@ -268,24 +272,45 @@ export class CnmPaths {
         const client = await this.#run('mv-client', ['sleep', 'infinity'], net.name);
         return this.#path(mode, client, byKind(s.ips, PORTS));
       }
-      case 'overlay': {
-        if (!(await this.#drivers()).includes('overlay')) {
-          throw new ModeSkipped(
-            'the daemon has no overlay driver (overlay networks need a cluster store)',
-          );
-        }
-        let net: { name: string };
-        try {
-          net = await this.#createNetwork('ov', 'overlay');
-        } catch (err) {
-          if (err instanceof DaemonError) throw new ModeSkipped(err.message);
-          throw err;
-        }
-        const s = await this.#startServers(net.name, '0.0.0.0', signal, 'ov');
-        const client = await this.#run('ov-client', ['sleep', 'infinity'], net.name);
-        return this.#path(mode, client, byKind(s.ips, PORTS));
-      }
+      case 'overlay':
+        // A real VXLAN path needs two hosts: see {@link buildOverlayAcross} and overlay-hosts.ts.
+        throw new BugError('The overlay mode is built across two daemons (OverlayHosts)');
     }
+  }
+
+  /**
+   * The overlay path: an overlay network made through this daemon (host A), the servers in
+   * containers here and the client in a container on `remote` (host B), once `remote` knows
+   * the network from the cluster store.
+   * @throws ModeSkipped when this daemon refuses overlay networks (no cluster store)
+   */
+  async buildOverlayAcross(remote: CnmPaths, signal: AbortSignal): Promise<MeasuredPath> {
+    let net: { name: string; id: string };
+    try {
+      net = await this.#createNetwork('ov', 'overlay');
+    } catch (err) {
+      if (err instanceof DaemonError) throw new ModeSkipped(err.message);
+      throw err;
+    }
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await remote.#json('GET', `/networks/${encodeURIComponent(net.id)}`);
+        break;
+      } catch (err) {
+        if (!(err instanceof DaemonError && err.status === 404) || Date.now() > deadline) {
+          throw new Error(`The overlay network did not reach host B: ${(err as Error).message}`);
+        }
+      }
+      await pause(50, signal);
+    }
+    const s = await this.#startServers(net.name, '0.0.0.0', signal, 'ov');
+    const client = await remote.#run('ov-client', ['sleep', 'infinity'], net.name);
+    return {
+      description: CNM_DESCRIPTIONS.overlay,
+      target: byKind(s.ips, PORTS),
+      runClient: (argv, sig, timeoutMs) => remote.exec(client.Id, argv, sig, timeoutMs),
+    };
   }
 
   /**

@@ -8,6 +8,7 @@ import type { ApiClient } from '../client.js';
 import { CliError } from '../client.js';
 import { Ceiling } from './ceiling.js';
 import { CnmPaths, ModeSkipped } from './cnm-paths.js';
+import { OverlayHosts } from './overlay-hosts.js';
 import {
   METRICS,
   type BenchReport,
@@ -147,6 +148,8 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
     published: settings.modes.includes('bridge-published'),
   });
   const ceiling = new Ceiling(`cnmb-${process.pid}`);
+  // Overlay runs on the bench's own two-host cluster, not on the user's daemon.
+  const overlay = new OverlayHosts(`cnmb-${process.pid}`, `cnmbench-${process.pid}`);
   const results: ModeResult[] = [];
   const built: Built[] = [];
   let report: BenchReport | undefined;
@@ -156,7 +159,8 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
       signal.throwIfAborted();
       progress.note(`building ${mode}: cnm and kernel ceiling`);
       try {
-        const cnmPath = await cnm.build(mode, signal);
+        const cnmPath =
+          mode === 'overlay' ? await overlay.build(signal) : await cnm.build(mode, signal);
         const ceilingPath = await ceiling.build(mode, signal);
         built.push({
           mode,
@@ -244,7 +248,7 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
     if (!signal.aborted) failure = { err };
   }
   progress.note('removing bench containers, networks and namespaces');
-  const cleanupErrors = await cleanup(cnm, ceiling);
+  const cleanupErrors = await cleanup(cnm, ceiling, overlay);
   if (failure !== undefined) {
     for (const e of cleanupErrors) progress.note(e);
     throw failure.err;
@@ -252,8 +256,13 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
   return { report, cleanupErrors };
 }
 
-async function cleanup(cnm: CnmPaths, ceiling: Ceiling): Promise<string[]> {
+async function cleanup(cnm: CnmPaths, ceiling: Ceiling, overlay: OverlayHosts): Promise<string[]> {
   const errors: string[] = [];
+  try {
+    errors.push(...(await overlay.destroy()));
+  } catch (err) {
+    errors.push(`Failed to remove the overlay mode's cluster: ${(err as Error).message}`);
+  }
   try {
     errors.push(...(await cnm.destroy()));
   } catch (err) {

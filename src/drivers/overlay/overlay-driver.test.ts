@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ForbiddenError, InvalidError } from '../../errors.js';
 import { FakeKernel } from '../../kernel/fake/fake-kernel.js';
+import type { LinkAdd, VxlanAdd } from '../../kernel/types.js';
 import { IP, Prefix } from '../../netaddr/index.js';
 import { BridgeDriver } from '../bridge/bridge-driver.js';
 import type { DriverNetwork } from '../types.js';
@@ -28,12 +29,52 @@ describe('overlay options', () => {
         InvalidError,
       );
     }
-    assert.throws(() => parseOverlayOptions({ 'io.cnm.overlay.mode': 'multicast' }), InvalidError);
+    assert.throws(() => parseOverlayOptions({ 'io.cnm.overlay.mode': 'broadcast' }), InvalidError);
     assert.throws(
       () => parseOverlayOptions({ encrypted: '' }),
       (err) => err instanceof ForbiddenError && /IPsec ESP/.test(err.message),
     );
     assert.deepEqual(parseOverlayOptions({ encrypted: 'false' }), { vni: 0, mtu: 0 });
+  });
+});
+
+describe('overlay multicast options', () => {
+  const MODE = 'io.cnm.overlay.mode';
+  const GROUP = 'io.cnm.overlay.group';
+
+  test('parseOverlayOptions() takes multicast mode with an IPv4 or IPv6 group', () => {
+    assert.deepEqual(parseOverlayOptions({ [MODE]: 'multicast', [GROUP]: '239.1.2.3' }), {
+      vni: 0,
+      mtu: 0,
+      mode: 'multicast',
+      group: '239.1.2.3',
+    });
+    assert.equal(
+      parseOverlayOptions({ [MODE]: 'multicast', [GROUP]: 'FF05::1:3' }).group,
+      'ff05::1:3',
+    );
+    assert.deepEqual(parseOverlayOptions({ [MODE]: 'unicast' }), { vni: 0, mtu: 0 });
+  });
+
+  test('parseOverlayOptions() names what is wrong with a group', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ [MODE]: 'multicast' }, /needs a multicast group/],
+      [{ [MODE]: 'multicast', [GROUP]: '10.0.0.1' }, /"10\.0\.0\.1".*not a multicast address/],
+      [{ [MODE]: 'multicast', [GROUP]: '240.0.0.1' }, /not a multicast address/],
+      [{ [MODE]: 'multicast', [GROUP]: 'fd00::1' }, /not a multicast address/],
+      [{ [MODE]: 'multicast', [GROUP]: 'x' }, /"x".*not an IPv4 or IPv6 address/],
+      [{ [MODE]: 'multicast', [GROUP]: '::ffff:239.1.2.3' }, /not an IPv4 or IPv6 address/],
+      [{ [GROUP]: '239.1.2.3' }, /multicast mode only/],
+      [{ [MODE]: 'unicast', [GROUP]: '239.1.2.3' }, /multicast mode only/],
+    ];
+    for (const [raw, re] of cases) {
+      assert.throws(
+        () => parseOverlayOptions(raw),
+        (err) =>
+          err instanceof InvalidError && err.code === 'OPTION_INVALID' && re.test(err.message),
+        JSON.stringify(raw),
+      );
+    }
   });
 });
 
@@ -128,6 +169,48 @@ describe('overlay driver', () => {
     assert.equal((await k.neighList(undefined, 4)).filter((e) => e.dev === vx).length, 0);
     assert.equal((await k.neighList(undefined, 6)).filter((e) => e.dev === vx).length, 0);
     await d.deleteRemote(ID, 'unknown'); // ignored
+  });
+
+  test('multicast mode: a group on the VXLAN device, learning on, no static FDB entries', async () => {
+    const { k, d } = await setup('198.51.100.11');
+    assert.throws(
+      () =>
+        d.parseOptions({ 'io.cnm.overlay.mode': 'multicast', 'io.cnm.overlay.group': 'ff05::7' }),
+      (err) => err instanceof InvalidError && /underlay is IPv4/.test(err.message),
+    );
+    const opts = d.parseOptions({
+      'io.cnm.overlay.mode': 'multicast',
+      'io.cnm.overlay.group': '239.1.2.3',
+    });
+    const n = overlayNet({ ...opts, vni: 4098 });
+    const adds: LinkAdd[] = [];
+    const linkAdd = k.linkAdd.bind(k);
+    k.linkAdd = (link, ...rest) => {
+      adds.push(link);
+      return linkAdd(link, ...rest);
+    };
+    await d.setRemote(ID, {
+      id: 'r1',
+      mac: '02:42:0a:00:09:05',
+      ipv4: '10.0.9.5',
+      vtep: '198.51.100.12',
+    });
+    await d.ensureNetwork(n);
+    const vx = d.ownedLinks(n)[1]!;
+    const req = adds.find((l): l is VxlanAdd => l.kind === 'vxlan' && l.name === vx);
+    assert.deepEqual(
+      req && { group: req.group, learning: req.learning, proxy: req.proxy, dev: req.dev },
+      { group: '239.1.2.3', learning: true, proxy: true, dev: 'ul0' },
+    );
+    assert.equal((await k.neighList(undefined, 'bridge')).filter((e) => e.dev === vx).length, 0);
+    const arp = (await k.neighList(undefined, 4)).filter((e) => e.dev === vx);
+    assert.deepEqual(
+      arp.map((e) => [e.dst, e.mac]),
+      [['10.0.9.5', '02:42:0a:00:09:05']],
+    );
+    await d.deleteRemote(ID, 'r1');
+    assert.equal((await k.neighList(undefined, 4)).filter((e) => e.dev === vx).length, 0);
+    await d.deleteNetwork(n);
   });
 
   test("without a cluster, or with an MTU above the underlay's, networks are refused", async () => {

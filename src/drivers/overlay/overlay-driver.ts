@@ -10,13 +10,20 @@
  * locally by the VXLAN device. Broadcasts never cross hosts (no all-zeros FDB entry), which is
  * also why every host can put the same gateway address on its own bridge.
  *
+ * Multicast mode (`io.cnm.overlay.mode=multicast`, `io.cnm.overlay.group=G`): the VXLAN device
+ * gets `group G dev <underlay>` and learning on, so broadcast, unknown unicast and multicast
+ * frames go to the underlay group and remote MACs are learnt from the frames received; no static
+ * FDB entries are written. The neighbour entries and the ARP proxy stay, so ARP and neighbour
+ * solicitations still never cross hosts (which keeps the per-host gateway address private).
+ *
  * TCP MSS is clamped to the route MTU on packets routed into the overlay bridges (nftables
  * table `<table>_ovl`), so hosts outside with a 1500-byte path cannot black-hole.
  */
 import type { KernelFeature } from '../../kernel/capabilities.js';
 import { ignoreErrno } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep } from '../../kernel/types.js';
-import { ForbiddenError, UnavailableError } from '../../errors.js';
+import { ForbiddenError, InvalidError, UnavailableError } from '../../errors.js';
+import { IP } from '../../netaddr/index.js';
 import type { BridgeDriver } from '../bridge/bridge-driver.js';
 import type { BridgeOptions } from '../bridge/options.js';
 import type {
@@ -26,7 +33,7 @@ import type {
   DriverNetwork,
   DriverPort,
 } from '../types.js';
-import { parseOverlayOptions, type OverlayOptions } from './options.js';
+import { OVERLAY_OPTIONS, parseOverlayOptions, type OverlayOptions } from './options.js';
 
 /** VXLAN over IPv4 adds 50 bytes: outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8. */
 export const VXLAN_OVERHEAD = 50;
@@ -54,6 +61,8 @@ export interface RemoteEndpoint {
 interface LiveOverlay {
   vxlan: string;
   bridge: string;
+  /** Multicast mode: MACs are learnt from the wire, no static FDB entries. */
+  multicast?: boolean;
 }
 
 /** The overlay driver. */
@@ -112,8 +121,20 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     return { dev: link.name, mtu: link.mtu };
   }
 
+  /**
+   * @throws InvalidError OPTION_INVALID for bad options, and for a multicast group of another
+   *   family than this host's underlay (advertise) address
+   */
   parseOptions(raw: Record<string, string>): OverlayOptions {
-    return parseOverlayOptions(raw);
+    const opts = parseOverlayOptions(raw);
+    const local = this.#cfg.advertiseAddr && IP.tryParse(this.#cfg.advertiseAddr);
+    if (opts.group !== undefined && local && IP.parse(opts.group).family !== local.family) {
+      throw new InvalidError(
+        'OPTION_INVALID',
+        `Invalid value "${opts.group}" for option "${OVERLAY_OPTIONS.group}": the underlay is IPv${local.family} (advertise address "${this.#cfg.advertiseAddr}"), the group must be too`,
+      );
+    }
+    return opts;
   }
 
   validateNetwork(net: DriverNetwork<OverlayOptions>): void {
@@ -158,6 +179,7 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     }
     await this.#bridge.ensureNetwork(this.#bridgeNet(net));
     const alias = `cnm:vx:${net.id.slice(0, 12)}`;
+    const multicast = net.options.mode === 'multicast';
     const existing = await this.#kernel.linkGet(names.vxlan);
     if (!existing) {
       await this.#kernel.linkAdd({
@@ -167,7 +189,13 @@ export class OverlayDriver implements Driver<OverlayOptions> {
         port: VXLAN_PORT,
         local: this.#cfg.advertiseAddr!,
         dev: underlay.dev,
-        learning: false,
+        // Multicast mode: BUM frames go to the group (the kernel's all-zeros FDB entry) and
+        // the source MAC of every frame received is learnt against its sender's VTEP.
+        ...(multicast ? { group: net.options.group! } : {}),
+        learning: multicast,
+        // ARP and neighbour solicitations are answered from the cluster's entries in both
+        // modes; so they never cross hosts, and every host's bridge keeps the same gateway
+        // address without its replies reaching another host's containers.
         proxy: true,
         mtu,
         alias,
@@ -178,9 +206,10 @@ export class OverlayDriver implements Driver<OverlayOptions> {
       await this.#kernel.linkSet(names.vxlan, { alias, master: names.bridge, up: true });
     }
     await this.#kernel.nftRun(`add element inet ${this.#table()} bridges { "${names.bridge}" }`);
-    this.#up.set(net.id, names);
+    const live: LiveOverlay = { ...names, ...(multicast ? { multicast } : {}) };
+    this.#up.set(net.id, live);
     for (const r of this.#remotes.get(net.id)?.values() ?? []) {
-      await this.#program(names.vxlan, r);
+      await this.#program(live, r);
     }
   }
 
@@ -250,9 +279,9 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     const live = this.#up.get(networkId);
     if (!live) return;
     if (old && (old.mac !== ep.mac || old.ipv4 !== ep.ipv4 || old.ipv6 !== ep.ipv6)) {
-      await this.#unprogram(live.vxlan, old);
+      await this.#unprogram(live, old);
     }
-    await this.#program(live.vxlan, ep);
+    await this.#program(live, ep);
   }
 
   /** Forgets an endpoint on another host and removes its entries; unknown ids are ignored. */
@@ -262,7 +291,7 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     if (!old) return;
     map!.delete(endpointId);
     const live = this.#up.get(networkId);
-    if (live) await this.#unprogram(live.vxlan, old);
+    if (live) await this.#unprogram(live, old);
   }
 
   /** The remote endpoints this driver currently programs for a network (for resyncs). */
@@ -275,17 +304,20 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     return [...this.#remotes.keys()];
   }
 
-  async #program(vxlan: string, ep: RemoteEndpoint): Promise<void> {
-    const steps: KernelStep[] = [
-      {
+  async #program(live: LiveOverlay, ep: RemoteEndpoint): Promise<void> {
+    const vxlan = live.vxlan;
+    const steps: KernelStep[] = [];
+    // Multicast mode learns where a MAC lives from the wire; a static entry would pin it.
+    if (!live.multicast) {
+      steps.push({
         op: 'neighAdd',
         args: [
           { family: 'bridge', dev: vxlan, mac: ep.mac, dst: ep.vtep, self: true, permanent: true },
           undefined,
           { replace: true },
         ],
-      },
-    ];
+      });
+    }
     // Permanent ARP and NDP entries: the VXLAN device (`proxy`) answers ARP requests and
     // neighbour solicitations for remote containers itself, so neither is flooded.
     for (const [family, ip] of [
@@ -305,9 +337,10 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     await this.#kernel.batch(steps);
   }
 
-  async #unprogram(vxlan: string, ep: RemoteEndpoint): Promise<void> {
-    // ENOENT: already gone (the device was re-created, or someone flushed it). ENODEV: the
-    // network's device went away meanwhile.
+  async #unprogram(live: LiveOverlay, ep: RemoteEndpoint): Promise<void> {
+    const vxlan = live.vxlan;
+    // ENOENT: already gone (the device was re-created, or someone flushed it; in multicast
+    // mode a learnt entry that aged out). ENODEV: the network's device went away meanwhile.
     await this.#kernel
       .neighDel({ family: 'bridge', dev: vxlan, mac: ep.mac, dst: ep.vtep, self: true })
       .catch((err: unknown) => ignoreErrno(err, 'ENOENT', 'ENODEV'));
