@@ -1,14 +1,17 @@
 /**
- * Network policy benchmark: new TCP connections per second between two containers with 0, 1,000
- * and 10,000 NetworkPolicies installed, measured in one run in one world. The server is
- * isolated for ingress and allowed by one policy, so every SYN goes through the policy chain's
- * lookups; the other policies select an idle container with their own ipBlock and port, so
- * their elements exist (interval set of 1k / 10k elements) but do not match. Also: the time to
- * apply one more policy with 10,000 installed (API round trip, compile, nft transaction).
+ * Network policy benchmark: TCP throughput (iperf3, one stream) and new TCP connections per
+ * second between two containers with 0, 1,000 and 10,000 NetworkPolicies installed, measured in
+ * one run in one world. The server is isolated for ingress and allowed by one policy, so every
+ * SYN goes through the policy chain's lookups; the other policies select an idle container with
+ * their own ipBlock and port, so their elements exist (interval set of 1k / 10k elements) but do
+ * not match. Also: the time to add one more policy with 10,000 installed, and to remove it
+ * (API round trip: parse, store, incremental compile, nft transaction), median of 20.
  *
  * Run as root after `npm run build`: `npx tsx bench/policy/run.ts`. Prints ratios against 0.
  */
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   api,
@@ -20,6 +23,8 @@ import {
   type World,
 } from '../../test/integration/harness.js';
 import { PY, createNetwork, runContainer, served, until } from '../../test/integration/workload.js';
+
+const ADDS = 20;
 
 const LISTEN_PY = String.raw`
 import socket, sys
@@ -56,6 +61,11 @@ function filler(i: number): unknown {
   });
 }
 
+async function remove(w: World, name: string): Promise<void> {
+  const r = await api(w).delete(`/cnm/policies/default/${name}`);
+  if (r.status !== 204) throw new Error(`remove ${name}: ${r.status} ${r.text}`);
+}
+
 async function post(w: World, items: unknown[]): Promise<void> {
   const body = JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
   await new Promise<void>((resolve, reject) => {
@@ -76,6 +86,16 @@ async function post(w: World, items: unknown[]): Promise<void> {
   });
 }
 
+/** The compile and nft times of cnmd's "Policy sync" debug lines in `log`. */
+function syncTimes(log: string): { compile: number[]; nft: number[] } {
+  const out = { compile: [] as number[], nft: [] as number[] };
+  for (const m of log.matchAll(/Policy sync: .*compile ([\d.]+) ms, nft ([\d.]+) ms/g)) {
+    out.compile.push(Number(m[1]));
+    out.nft.push(Number(m[2]));
+  }
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -84,13 +104,14 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const w = await createWorld({ name: 'bench-policy', noServers: true });
   try {
-    await startDaemon(w, ['--log-level', 'info']);
+    await startDaemon(w, ['--log-level', 'debug']);
     const a = api(w);
     await createNetwork(a, { Name: 'bench', Driver: 'bridge' });
     const srv = served(
       await runContainer(a, {
         Name: 'srv',
-        Cmd: [PY, '-c', LISTEN_PY, '80'],
+        // The connect-rate listener, and an iperf3 server for throughput.
+        Cmd: ['sh', '-c', `iperf3 -s -D -p 5201 && exec ${PY} -c '${LISTEN_PY}' 80`],
         Networks: [{ Name: 'bench' }],
         Labels: { app: 'srv' },
       }),
@@ -114,7 +135,10 @@ async function main(): Promise<void> {
       policy('srv-from-cli', {
         podSelector: { matchLabels: { app: 'srv' } },
         ingress: [
-          { from: [{ podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 80 }] },
+          {
+            from: [{ podSelector: { matchLabels: { app: 'cli' } } }],
+            ports: [{ port: 80 }, { port: 5201 }],
+          },
         ],
       }),
     ]);
@@ -125,8 +149,20 @@ async function main(): Promise<void> {
       });
       return Number(r.stdout.trim());
     };
+    const throughput = async (): Promise<number> => {
+      const r = await exec(
+        cli.ns,
+        ['iperf3', '-c', srv.ip['bench']!, '-p', '5201', '-t', '2', '-J'],
+        {
+          timeoutMs: 20_000,
+          check: true,
+        },
+      );
+      return (JSON.parse(r.stdout) as any).end.sum_received.bits_per_second / 1e9;
+    };
+    await until('iperf3 server', async () => tcpConnect(cli.ns, srv.ip['bench']!, 5201, 1000));
     await rate(); // warm-up
-    const results: { n: number; rates: number[] }[] = [];
+    const results: { n: number; rates: number[]; gbps: number[] }[] = [];
     let installed = 0;
     for (const n of [0, 1000, 10000]) {
       const t0 = performance.now();
@@ -138,29 +174,60 @@ async function main(): Promise<void> {
       }
       const applyMs = performance.now() - t0;
       const rates: number[] = [];
-      for (let i = 0; i < 5; i++) rates.push(await rate());
-      results.push({ n, rates });
+      const gbps: number[] = [];
+      // Interleaved, so drift in the machine's load hits both measures alike.
+      for (let i = 0; i < 5; i++) {
+        rates.push(await rate());
+        gbps.push(await throughput());
+      }
+      results.push({ n, rates, gbps });
       console.log(
-        `${n} policies: installed in ${applyMs.toFixed(0)} ms; connect/s ${rates.map((r) => r.toFixed(0)).join(' ')}`,
+        `${n} policies: installed in ${applyMs.toFixed(0)} ms; connect/s ${rates.map((r) => r.toFixed(0)).join(' ')}; Gbit/s ${gbps.map((g) => g.toFixed(2)).join(' ')}`,
       );
     }
-    // One more policy at 10,000: API round trip + compile + nft transaction.
+    // One more policy at 10,000, and its removal: API round trip + incremental compile + nft.
     const adds: number[] = [];
-    for (let i = 0; i < 7; i++) {
+    const dels: number[] = [];
+    let logAt = (await readFile(w.logFile)).length;
+    for (let i = 0; i < ADDS; i++) {
       const t0 = performance.now();
       await post(w, [filler(20000 + i)]);
       adds.push(performance.now() - t0);
     }
+    const addSyncs = syncTimes((await readFile(w.logFile)).subarray(logAt).toString());
+    logAt = (await readFile(w.logFile)).length;
+    for (let i = 0; i < ADDS; i++) {
+      const t0 = performance.now();
+      await remove(w, `filler-${20000 + i}`);
+      dels.push(performance.now() - t0);
+    }
+    const delSyncs = syncTimes((await readFile(w.logFile)).subarray(logAt).toString());
     const base = median(results[0]!.rates);
-    console.log('\npolicies  connect/s (median of 5 x 2 s)  ratio to 0');
+    const baseT = median(results[0]!.gbps);
+    console.log('\npolicies  connect/s  ratio  Gbit/s  ratio   (medians of 5 x 2 s each)');
     for (const r of results) {
       const m = median(r.rates);
+      const g = median(r.gbps);
       console.log(
-        `${String(r.n).padStart(8)}  ${m.toFixed(0).padStart(29)}  ${(m / base).toFixed(3)}`,
+        `${String(r.n).padStart(8)}  ${m.toFixed(0).padStart(9)}  ${(m / base).toFixed(3)}  ${g.toFixed(2).padStart(6)}  ${(g / baseT).toFixed(3)}`,
       );
     }
     console.log(
-      `\nadd one policy at 10,000: median ${median(adds).toFixed(1)} ms (${adds.map((x) => x.toFixed(0)).join(' ')})`,
+      `\nadd one policy at 10,000: median ${median(adds).toFixed(2)} ms over ${ADDS} (min ${Math.min(...adds).toFixed(2)}, max ${Math.max(...adds).toFixed(2)})`,
+    );
+    console.log(
+      `remove one policy at 10,001: median ${median(dels).toFixed(2)} ms over ${ADDS} (min ${Math.min(...dels).toFixed(2)}, max ${Math.max(...dels).toFixed(2)})`,
+    );
+    console.log(
+      `  inside cnmd (its debug log): compile median ${median(addSyncs.compile).toFixed(2)} ms, nft transaction median ${median(addSyncs.nft).toFixed(2)} ms`,
+    );
+    console.log(
+      `  removal inside cnmd: compile median ${median(delSyncs.compile).toFixed(2)} ms, nft transaction median ${median(delSyncs.nft).toFixed(2)} ms`,
+    );
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' / ')}`,
     );
     const count = await exec(w.hostNs, ['nft', 'list', 'set', 'inet', 'cnm_policy', 'in_rng4'], {
       check: true,

@@ -50,6 +50,7 @@ import type {
 } from './events.js';
 import { ServiceManager, type ServiceNetwork } from './services.js';
 import { parseNamedPort } from '../policy/parse.js';
+import { isolationOf, withoutIsolation } from './isolation.js';
 import { bindPorts, parsePortSpec } from './ports.js';
 import { hasQos, qdiscsOf, withRates } from './qos.js';
 import { splitSysctlProfile, sysctlsForEndpoint } from './sysctl-profile.js';
@@ -303,7 +304,7 @@ export class Controller implements ControllerApi {
     const driver = this.#drivers.get(rec.driver);
     const options = rec.configOnly
       ? {}
-      : driver.parseOptions(splitSysctlProfile(rec.options).driverOptions, {
+      : driver.parseOptions(splitSysctlProfile(withoutIsolation(rec.options)).driverOptions, {
           name: rec.name,
           predefined: rec.predefined,
         });
@@ -715,7 +716,8 @@ export class Controller implements ControllerApi {
       if (configOnly && predefined) throw new BugError('predefined config-only network');
 
       const id = newId();
-      const profile = splitSysctlProfile(options);
+      isolationOf(options, configOnly ? undefined : driverName);
+      const profile = splitSysctlProfile(withoutIsolation(options));
       if (Object.keys(profile.sysctls).length > 0 && !driver.capabilities.ownNamespace) {
         throw new InvalidError(
           'SYSCTL_INVALID',
@@ -1228,9 +1230,14 @@ export class Controller implements ControllerApi {
   /** Tells the policy engine about an endpoint with addresses. */
   async #policyAttach(ctr: LiveContainer, ep: EndpointRecord): Promise<void> {
     if (!this.#cfg.policy || (!ep.ipv4 && !ep.ipv6)) return;
+    const net = this.#networks.get(ep.networkId)?.rec;
     await this.#cfg.policy.endpointAttached({
       endpointId: ep.id,
       containerId: ctr.rec.id,
+      networkId: ep.networkId,
+      ...(net && isolationOf(net.options) === 'tenant'
+        ? { tenantIsolation: net.ipam.config.map((c) => c.subnet) }
+        : {}),
       labels: { ...(ctr.rec.spec.labels ?? {}) },
       portNames: [...(ctr.rec.spec.portNames ?? [])],
       ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),

@@ -54,6 +54,9 @@ export interface AttachedEndpoint {
   labels: Record<string, string>;
   /** `--port-name` values (`http=8080/tcp`). */
   portNames: string[];
+  networkId: string;
+  /** The network's subnets when it has `io.cnm.isolation=tenant` (`isolation.ts`). */
+  tenantIsolation?: string[];
   ipv4?: string;
   ipv6?: string;
 }

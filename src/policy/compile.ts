@@ -77,7 +77,7 @@ export function policyTypesOf(p: NetworkPolicy): PolicyType[] {
   return (p.spec.egress?.length ?? 0) > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
 }
 
-function familyOf(ip: string): Family {
+export function familyOf(ip: string): Family {
   return ip.includes(':') ? 6 : 4;
 }
 
@@ -103,32 +103,90 @@ interface Peers {
   blocks: Record<Family, Range[]>;
 }
 
-/** Accumulates the elements of one direction and family. */
-class Acc {
+/** The elements one direction and family of a policy contributes, before interval merging. */
+export class Acc {
   iso = new Set<string>();
   pair = new Set<string>();
   port = new Set<string>();
+  /** Self address → peer ranges (every port). */
   net = new Map<string, Range[]>();
+  /** `<self> <proto>` → peer × port rectangles. */
   rng = new Map<string, Rect[]>();
 }
 
-/** The compiler's view of namespaces and containers, indexed once per compile. */
-class World {
-  readonly nsLabels = new Map<string, Record<string, string>>();
-  readonly podsByNs = new Map<string, PolicyPod[]>();
-  readonly pods: readonly PolicyPod[];
+/** Accumulators keyed `<direction><family>` (`in4`, `eg6`). */
+export type Accs = Map<string, Acc>;
 
-  constructor(input: CompileInput) {
-    this.pods = input.pods;
-    for (const n of input.namespaces)
-      this.nsLabels.set(n.name, { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name });
-    for (const p of input.pods) {
-      if (!this.nsLabels.has(p.namespace))
-        this.nsLabels.set(p.namespace, { [NAMESPACE_NAME_LABEL]: p.namespace });
-      const list = this.podsByNs.get(p.namespace) ?? [];
-      list.push(p);
-      this.podsByNs.set(p.namespace, list);
+/**
+ * The compiler's view of namespaces and containers, indexed for selector lookups. Mutable, so
+ * that the incremental compiler (`incremental.ts`) keeps one across changes.
+ */
+export class PolicyWorld {
+  /** Stored namespace labels (without the implicit name label). */
+  readonly #nsLabels = new Map<string, Record<string, string>>();
+  /** Labels with the implicit name label, for namespaces that have labels or pods. */
+  readonly #labelCache = new Map<string, Record<string, string>>();
+  readonly #podsByNs = new Map<string, Map<string, PolicyPod>>();
+  readonly #pods = new Map<string, PolicyPod>();
+
+  constructor(input?: Omit<CompileInput, 'policies'>) {
+    for (const n of input?.namespaces ?? []) this.setNamespace(n);
+    for (const p of input?.pods ?? []) this.setPod(p);
+  }
+
+  setNamespace(n: PolicyNamespace): void {
+    this.#nsLabels.set(n.name, n.labels);
+    this.#labelCache.delete(n.name);
+  }
+
+  removeNamespace(name: string): void {
+    this.#nsLabels.delete(name);
+    this.#labelCache.delete(name);
+  }
+
+  /** The namespace's labels, `kubernetes.io/metadata.name` included. */
+  nsLabels(name: string): Record<string, string> {
+    let l = this.#labelCache.get(name);
+    if (!l) {
+      l = { ...(this.#nsLabels.get(name) ?? {}), [NAMESPACE_NAME_LABEL]: name };
+      this.#labelCache.set(name, l);
     }
+    return l;
+  }
+
+  /** Adds or replaces a container. */
+  setPod(p: PolicyPod): void {
+    this.removePod(p.id);
+    this.#pods.set(p.id, p);
+    let m = this.#podsByNs.get(p.namespace);
+    if (!m) this.#podsByNs.set(p.namespace, (m = new Map()));
+    m.set(p.id, p);
+  }
+
+  removePod(id: string): void {
+    const old = this.#pods.get(id);
+    if (!old) return;
+    this.#pods.delete(id);
+    const m = this.#podsByNs.get(old.namespace);
+    m?.delete(id);
+    if (m?.size === 0) this.#podsByNs.delete(old.namespace);
+  }
+
+  pod(id: string): PolicyPod | undefined {
+    return this.#pods.get(id);
+  }
+
+  pods(): IterableIterator<PolicyPod> {
+    return this.#pods.values();
+  }
+
+  podsIn(ns: string): IterableIterator<PolicyPod> {
+    return (this.#podsByNs.get(ns) ?? new Map<string, PolicyPod>()).values();
+  }
+
+  /** Namespaces that have containers. */
+  podNamespaces(): IterableIterator<string> {
+    return this.#podsByNs.keys();
   }
 
   peers(policyNs: string, peers: readonly NetworkPolicyPeer[] | undefined): Peers {
@@ -144,11 +202,14 @@ class World {
           blocks[f].push(...blockRanges(peer.ipBlock.cidr, peer.ipBlock.except ?? [], f));
         continue;
       }
+      // Namespaces without containers add no peers, so only those with containers are looked at.
       const namespaces = peer.namespaceSelector
-        ? [...this.nsLabels].filter(([, l]) => matchesSelector(peer.namespaceSelector!, l))
-        : [[policyNs, {}] as const];
-      for (const [ns] of namespaces) {
-        for (const pod of this.podsByNs.get(ns) ?? []) {
+        ? [...this.podNamespaces()].filter((n) =>
+            matchesSelector(peer.namespaceSelector!, this.nsLabels(n)),
+          )
+        : [policyNs];
+      for (const ns of namespaces) {
+        for (const pod of this.podsIn(ns)) {
           if (!peer.podSelector || matchesSelector(peer.podSelector, pod.labels)) pods.add(pod);
         }
       }
@@ -157,7 +218,7 @@ class World {
   }
 }
 
-function accFor(accs: Map<string, Acc>, dir: Direction, f: Family): Acc {
+export function accFor(accs: Accs, dir: Direction, f: Family): Acc {
   const key = `${dir}${f}`;
   let a = accs.get(key);
   if (!a) accs.set(key, (a = new Acc()));
@@ -186,12 +247,12 @@ function inRanges(v: bigint, ranges: readonly Range[]): boolean {
  * the selected container (the destination); egress on the peer (the destination).
  */
 function emitRule(
-  accs: Map<string, Acc>,
+  accs: Accs,
   dir: Direction,
   self: PolicyPod,
   peers: Peers,
   sels: readonly PortSel[],
-  all: readonly PolicyPod[],
+  world: PolicyWorld,
 ): void {
   for (const selfIp of self.ips) {
     const f = familyOf(selfIp);
@@ -234,7 +295,7 @@ function emitRule(
           if (familyOf(ip) === f) targets.set(ip, resolveNamed(p, sel.name, sel.proto));
       }
       if (blocks.length > 0) {
-        for (const p of all) {
+        for (const p of world.pods()) {
           for (const ip of p.ips) {
             if (familyOf(ip) === f && inRanges(IP.parse(ip).value, blocks))
               targets.set(ip, resolveNamed(p, sel.name, sel.proto));
@@ -248,41 +309,84 @@ function emitRule(
 }
 
 /**
- * Compiles policies to set elements. Pure and deterministic.
- * @example compilePolicies({ policies, pods, namespaces }).get('in_iso4')
+ * Adds one policy's elements to `accs`.
+ * @example const accs: Accs = new Map(); emitPolicy(accs, world, policy)
  */
-export function compilePolicies(input: CompileInput): PolicyElements {
-  const world = new World(input);
-  const accs = new Map<string, Acc>();
-  for (const policy of input.policies) {
-    const ns = policy.metadata.namespace;
-    const selected = (world.podsByNs.get(ns) ?? []).filter((p) =>
-      matchesSelector(policy.spec.podSelector, p.labels),
-    );
-    if (selected.length === 0) continue;
-    const types = policyTypesOf(policy);
-    for (const [dir, type, rules] of [
-      [
-        'in',
-        'Ingress',
-        (policy.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })),
-      ],
-      ['eg', 'Egress', (policy.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }))],
-    ] as const) {
-      if (!types.includes(type)) continue;
-      for (const pod of selected)
-        for (const ip of pod.ips) accFor(accs, dir, familyOf(ip)).iso.add(ip);
-      for (const rule of rules) {
-        const peers = world.peers(ns, rule.peers);
-        const sels = portSels(rule.ports);
-        for (const pod of selected) emitRule(accs, dir, pod, peers, sels, world.pods);
+export function emitPolicy(accs: Accs, world: PolicyWorld, policy: NetworkPolicy): void {
+  const ns = policy.metadata.namespace;
+  const selected = [...world.podsIn(ns)].filter((p) =>
+    matchesSelector(policy.spec.podSelector, p.labels),
+  );
+  if (selected.length === 0) return;
+  const types = policyTypesOf(policy);
+  for (const [dir, type, rules] of [
+    ['in', 'Ingress', (policy.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports }))],
+    ['eg', 'Egress', (policy.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }))],
+  ] as const) {
+    if (!types.includes(type)) continue;
+    for (const pod of selected)
+      for (const ip of pod.ips) accFor(accs, dir, familyOf(ip)).iso.add(ip);
+    for (const rule of rules) {
+      const peers = world.peers(ns, rule.peers);
+      const sels = portSels(rule.ports);
+      for (const pod of selected) emitRule(accs, dir, pod, peers, sels, world);
+    }
+  }
+}
+
+/**
+ * The elements of tenant isolation on one network: every member address is isolated for
+ * ingress, accepts any address outside `subnets`, and the addresses of members of the same
+ * tenant. Members with one tenant string form one group.
+ * @example tenantAccs([{ tenant: 'a', ips: ['10.0.0.2'] }], ['10.0.0.0/24'])
+ */
+export function tenantAccs(
+  members: readonly { tenant: string; ips: readonly string[] }[],
+  subnets: readonly string[],
+): Accs {
+  const accs: Accs = new Map();
+  const outside: Record<Family, Range[]> = {
+    4: blockRanges(
+      '0.0.0.0/0',
+      subnets.filter((s) => !s.includes(':')),
+      4,
+    ),
+    6: blockRanges(
+      '::/0',
+      subnets.filter((s) => s.includes(':')),
+      6,
+    ),
+  };
+  for (const m of members) {
+    for (const self of m.ips) {
+      const f = familyOf(self);
+      const a = accFor(accs, 'in', f);
+      a.iso.add(self);
+      for (const r of outside[f]) pushMap(a.net, self, r);
+      for (const peer of members) {
+        if (peer.tenant !== m.tenant) continue;
+        for (const ip of peer.ips)
+          if (ip !== self && familyOf(ip) === f) a.pair.add(`${self} . ${ip}`);
       }
     }
   }
+  return accs;
+}
+
+/**
+ * Compiles policies to set elements, all at once. Pure and deterministic. The daemon keeps the
+ * result up to date with `IncrementalCompiler` instead; this is the reference it is tested
+ * against, and what the goldens show.
+ * @example compilePolicies({ policies, pods, namespaces }).get('in_iso4')
+ */
+export function compilePolicies(input: CompileInput): PolicyElements {
+  const world = new PolicyWorld(input);
+  const accs: Accs = new Map();
+  for (const policy of input.policies) emitPolicy(accs, world, policy);
   return finish(accs);
 }
 
-function finish(accs: Map<string, Acc>): PolicyElements {
+function finish(accs: Accs): PolicyElements {
   const out: PolicyElements = new Map();
   for (const name of setNames()) out.set(name, new Set());
   for (const [key, a] of accs) {
@@ -359,7 +463,8 @@ ${check('in', 6)}
 `;
 }
 
-function elementLines(
+/** `add|delete element` commands for `elems` of one set, in chunks. */
+export function elementLines(
   verb: 'add' | 'delete',
   table: string,
   set: string,
