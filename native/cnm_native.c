@@ -5,6 +5,7 @@
  * - netnsCreate / netnsDelete / makeSharedDir: namespaces bound to files, as `ip netns` does.
  * - openInNetns: open a file (e.g. /proc/sys/net/...) as seen from inside a namespace.
  * - nftRun: libnftables in-process (200x cheaper than spawning `nft`).
+ * - peerCred: the uid/gid/pid of a unix socket's peer (SO_PEERCRED), for the API's audit log.
  *
  * Namespace rule: the calling JS thread never changes namespace. Everything that needs setns()
  * or unshare() runs on a short-lived pthread that dies afterwards, so its namespace goes with it.
@@ -399,6 +400,34 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* peerCred(fd: number): { uid, gid, pid } — SO_PEERCRED of a connected unix socket: the
+ * credentials the peer had when it called connect(2), kept by the kernel (they cannot be forged
+ * by the peer). Node's net.Socket has no way to read them. One getsockopt, never blocks. */
+static napi_value PeerCred(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    throw_type(env, "Expected a file descriptor");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    throw_errno(env, errno, "Cannot read the peer credentials of a socket", NULL);
+    return NULL;
+  }
+  napi_value out, uid, gid, pid;
+  napi_create_object(env, &out);
+  napi_create_uint32(env, cred.uid, &uid);
+  napi_create_uint32(env, cred.gid, &gid);
+  napi_create_int32(env, cred.pid, &pid);
+  napi_set_named_property(env, out, "uid", uid);
+  napi_set_named_property(env, out, "gid", gid);
+  napi_set_named_property(env, out, "pid", pid);
+  return out;
+}
+
 /* ---- libnftables ---- */
 
 /* One nft_ctx per addon instance: an instance belongs to one Node environment, which runs on
@@ -503,6 +532,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"openInNetns", NULL, OpenInNetns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftRun", NULL, NftRun, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

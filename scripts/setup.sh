@@ -11,7 +11,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-pkgs=(iproute2 nftables libnftables1 build-essential python3 perl util-linux procps curl ca-certificates)
+pkgs=(iproute2 nftables libnftables1 build-essential python3 perl util-linux procps curl ca-certificates openssl)
 # etcd-server: the cluster store the overlay tests (95-overlay, store/etcd) start in their own
 # namespaces. Its package would start a system etcd; the install below forbids service starts.
 pkgs+=(etcd-server)

@@ -44,6 +44,14 @@ export interface RouteDeps {
 
 const noLog: ApiLog = () => {};
 
+/** The error message each failed response carried (read by the audit log). */
+const failures = new WeakMap<ServerResponse, string>();
+
+/** The `message` of the error response `res` carried, or undefined when it succeeded. */
+export function responseFailure(res: ServerResponse): string | undefined {
+  return failures.get(res);
+}
+
 /**
  * A request listener serving the Docker Engine API subset and `/cnm/*`. Tests call it
  * in-process; `createApiServer` puts it on a socket.
@@ -96,11 +104,13 @@ async function handle(
     const { version, path } = splitVersion(url.pathname);
     const match = router.match(method, path);
     if (match.kind === 'not-found') {
+      failures.set(res, 'page not found');
       sendJson(res, 404, { message: 'page not found' });
       return;
     }
     if (match.kind === 'method-not-allowed') {
       res.setHeader('Allow', match.allowed.join(', '));
+      failures.set(res, 'method not allowed');
       sendJson(res, 405, { message: 'method not allowed' });
       return;
     }
@@ -116,6 +126,7 @@ async function handle(
     });
   } catch (err) {
     const { status, body } = errorResponse(err, log, where);
+    failures.set(res, body.message);
     if (res.headersSent) {
       // A streaming response already started: the only signal left is a cut connection.
       if (status >= 500 || !res.writableEnded) res.destroy();

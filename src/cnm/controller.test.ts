@@ -292,6 +292,26 @@ describe('Controller', () => {
     assert.ok(routes.some((r) => r.dst === 'default' && r.gateway === '10.62.0.1'));
   });
 
+  test('repairDrift() re-creates a deleted veth and sets the sysctl profile on it again', async () => {
+    const { ctl, kernel } = await make(undefined, undefined, 'driftsysctl');
+    await ctl.createNetwork({
+      name: 'p',
+      options: { 'io.cnm.sysctl.net.ipv4.conf.IFNAME.arp_notify': '1' },
+      ipam: { config: [{ subnet: '10.63.0.0/24' }] },
+    });
+    const c = await ctl.createContainer({ name: 'c', cmd: ['true'], networks: [{ name: 'p' }] });
+    const key = 'net.ipv4.conf.eth0.arp_notify';
+    assert.equal(await kernel.sysctlGet(key, c.sandboxKey), '1');
+    // A new interface starts from the kernel's default (the fake keeps values by name).
+    await kernel.sysctlSet(key, '0', c.sandboxKey);
+    const veth = (await kernel.linkList()).find((l) => l.alias?.startsWith('cnm:ep:'))!;
+    await kernel.linkDel(veth.name);
+    const done = await ctl.repairDrift();
+    assert.deepEqual(done, ['container "c" on "p": veth re-created']);
+    assert.ok(await kernel.linkGet(veth.name), 'veth back');
+    assert.equal(await kernel.sysctlGet(key, c.sandboxKey), '1', 'profile applied again');
+  });
+
   test('removeNetwork() refuses a network in use and predefined networks', async () => {
     const { ctl } = await make(undefined, undefined, 'rm');
     await ctl.createNetwork({ name: 'n' });

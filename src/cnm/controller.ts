@@ -372,8 +372,9 @@ export class Controller implements ControllerApi {
   /**
    * Drift repair: re-creates what the records say cnm owns and someone removed behind its back
    * — a network's bridge, an endpoint's veth (the peer, addresses and routes come with it), a
-   * container's default route. Reads the kernel without locks, then repairs each object under
-   * its network's queue after checking again, so it never races a request. Never removes
+   * macvlan/ipvlan child inside its sandbox, a container's default route; a re-made interface
+   * gets the container's and the network's sysctls again. Reads the kernel without locks, then
+   * repairs each object under its network's queue after checking again, so it never races a request. Never removes
    * anything. Returns one line per repair made (empty when nothing had drifted).
    */
   /**
@@ -394,22 +395,33 @@ export class Controller implements ControllerApi {
     const done: string[] = [];
     const present = new Set((await this.#kernel.linkList()).map((l) => l.name));
     for (const net of [...this.#networks.values()]) {
-      // Bridge networks only: their endpoints are veths in the daemon's namespace (a macvlan
-      // endpoint has no host end to look for).
-      if (net.rec.configOnly || net.removed || net.rec.driver !== 'bridge') continue;
+      // Bridge networks: endpoints are veths in the daemon's namespace. macvlan/ipvlan: the
+      // endpoint is a child link inside the sandbox, checked there like the default route.
+      const veths = net.rec.driver === 'bridge';
+      const children = net.rec.driver === 'macvlan' || net.rec.driver === 'ipvlan';
+      if (net.rec.configOnly || net.removed || !(veths || children)) continue;
       const owned = net.driver.ownedLinks(net.dnet);
       const bridgeGone = owned.some((l) => !present.has(l));
-      const vethGone = [...net.endpoints.values()].filter((ep) => !present.has(ep.hostIfName));
+      const vethGone = veths
+        ? [...net.endpoints.values()].filter((ep) => !present.has(ep.hostIfName))
+        : [];
       const vethGoneSet = new Set(vethGone);
       const routeGone: EndpointRecord[] = [];
       for (const ep of net.endpoints.values()) {
-        if (!ep.gatewayEndpoint || net.rec.internal || vethGoneSet.has(ep)) continue;
+        const routed = ep.gatewayEndpoint && !net.rec.internal;
+        if ((!routed && !children) || vethGoneSet.has(ep) || bridgeGone) continue;
         // Reading routes costs a round trip into each sandbox: check a bounded, rotating share
         // per pass so that the check never crowds out requests on the kernel thread (a full
         // sweep of 1000 sandboxes every second made container creation 3x slower).
         if (!this.#routeCheckDue(ep.id)) continue;
         const ctr = this.#containers.get(ep.containerId);
         if (!ctr?.rec.sandboxKey || ctr.removed) continue;
+        if (children) {
+          // undefined: the child is gone; null: the sandbox cannot be read (being removed).
+          const link = await this.#kernel.linkGet(ep.ifName, ctr.rec.sandboxKey).catch(() => null);
+          if (link === undefined) vethGone.push(ep);
+          if (!link || !routed) continue;
+        }
         for (const fam of [4, 6] as const) {
           const has =
             fam === 4 ? ep.ipv4 && net.dnet.ipv4?.gateway : ep.ipv6 && net.dnet.ipv6?.gateway;
@@ -424,7 +436,7 @@ export class Controller implements ControllerApi {
         }
       }
       if (!bridgeGone && vethGone.length === 0 && routeGone.length === 0) continue;
-      await this.#netLocks.run(net.rec.id, async () => {
+      const repaired = this.#netLocks.run(net.rec.id, async () => {
         if (net.removed) return;
         const eps = bridgeGone ? [...net.endpoints.values()] : [...vethGone, ...routeGone];
         if (bridgeGone) {
@@ -437,15 +449,25 @@ export class Controller implements ControllerApi {
           const dep = this.#driverEndpoint(ctr.rec, ep);
           // Port elements name the container's address, not the veth: they are still there.
           await net.driver.ensureEndpoint(net.dnet, dep);
+          if (bridgeGone || vethGone.includes(ep)) {
+            // A new interface has the kernel's defaults: its sysctls (`--sysctl`, the network's
+            // `io.cnm.sysctl.*` profile) must be set again.
+            await this.#applySysctls(ctr.rec);
+            await this.#applyNetworkSysctls(net, ctr.rec, ep);
+          }
           // A re-created veth has lost its bandwidth limits (both ends are new).
           if (hasQos(ctr.rec.spec)) await this.#applyQos(ctr.rec, net, ep);
           const what = vethGone.includes(ep)
-            ? 'veth re-created'
+            ? `${veths ? 'veth' : net.rec.driver} re-created`
             : routeGone.includes(ep)
               ? 'default route restored'
               : 're-attached';
           done.push(`container "${ctr.rec.name}" on "${net.rec.name}": ${what}`);
         }
+      });
+      // One network's failure (a macvlan parent someone deleted) must not stop the others'.
+      await repaired.catch((err: unknown) => {
+        this.#cfg.log('error', `Cannot repair network "${net.rec.name}": ${describeError(err)}`);
       });
     }
     // Budget left over means every endpoint that has a route to check had its turn: start the

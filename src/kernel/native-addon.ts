@@ -21,6 +21,8 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** Runs an nftables script through libnftables in the calling thread's netns. */
   nftRun(script: string, json: boolean): { output: string };
+  /** SO_PEERCRED of a connected unix socket: the peer's credentials at connect(2). */
+  peerCred(fd: number): { uid: number; gid: number; pid: number };
 }
 
 /** The addon's file, relative to this module. */

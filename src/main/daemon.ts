@@ -4,10 +4,10 @@
  * wires kernel, store, drivers, controller and API, and runs until SIGTERM/SIGINT. This is the
  * only place that picks implementations.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
-import { createApiServer } from '../api/server.js';
+import { createApiHandler } from '../api/server.js';
 import { Controller } from '../cnm/controller.js';
 import { startReconciler } from '../cnm/reconciler.js';
 import { PolicyEngine } from '../cnm/policy-engine.js';
@@ -28,6 +28,12 @@ import {
 } from '../kernel/capabilities.js';
 import { createKernel } from '../kernel/kernel.js';
 import { SqliteStore } from '../store/index.js';
+import {
+  addApiAccessOptions,
+  openApi,
+  readApiAccessConfig,
+  type ApiAccessConfig,
+} from './api-access.js';
 import { VERSION } from './version.js';
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -35,7 +41,8 @@ const LEVELS: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 /** Daemon settings after flags and config file are merged. */
 export interface DaemonConfig {
-  host: string;
+  /** `-H`, `-G`, `--tls*`, `--insecure-tcp`, `--audit-log` (api-access.ts). */
+  api: ApiAccessConfig;
   dataRoot: string;
   execRoot: string;
   pidfile: string;
@@ -55,18 +62,14 @@ export interface DaemonConfig {
   clusterStoreOpts: string[];
 }
 
-function socketPath(host: string): string {
-  if (!host.startsWith('unix://')) {
-    throw new Error(`Invalid host "${host}": cnmd listens on unix sockets only (unix:///path)`);
-  }
-  return host.slice('unix://'.length);
-}
+/** Bounded wait for in-flight API requests on SIGTERM/SIGINT. */
+const SHUTDOWN_GRACE_MS = 5000;
 
 function parseConfig(argv: string[]): DaemonConfig {
   const program = new Command('cnmd')
     .description('cnm daemon: container networking (Docker CNM) on Linux')
-    .version(VERSION, '-v, --version')
-    .option('-H, --host <socket>', 'daemon socket to listen on', 'unix:///run/cnm/cnm.sock')
+    .version(VERSION, '-v, --version');
+  addApiAccessOptions(program)
     .option('--data-root <dir>', 'root directory of persistent state', '/var/lib/cnm')
     .option('--exec-root <dir>', 'root directory of run-time state (sandboxes)', '/run/cnm')
     .option('-p, --pidfile <file>', 'path to the PID file', '/run/cnm/cnmd.pid')
@@ -120,11 +123,11 @@ function parseConfig(argv: string[]): DaemonConfig {
     if (src === 'cli' || !(key in file)) return conv(o[flag]);
     return conv(file[key]);
   };
-  const hostVal = pick('host', 'hosts', (v) => (Array.isArray(v) ? String(v[0]) : String(v)));
   const bip = pick('bip', 'bip', (v) => (v === undefined ? undefined : String(v)));
+  const dataRoot = pick('dataRoot', 'data-root', String);
   return {
-    host: hostVal,
-    dataRoot: pick('dataRoot', 'data-root', String),
+    api: readApiAccessConfig(program, file, dataRoot),
+    dataRoot,
     execRoot: pick('execRoot', 'exec-root', String),
     pidfile: pick('pidfile', 'pidfile', String),
     logLevel: pick('logLevel', 'log-level', (v) => String(v) as Level),
@@ -157,8 +160,7 @@ async function main(): Promise<void> {
   const log = makeLogger(cfg.logLevel);
   if (!Number.isInteger(cfg.mtu) || cfg.mtu < 68 || cfg.mtu > 65535)
     throw new Error(`Invalid --mtu "${cfg.mtu}"`);
-  const sock = socketPath(cfg.host);
-  for (const d of [cfg.dataRoot, cfg.execRoot, dirname(sock), dirname(cfg.pidfile)])
+  for (const d of [cfg.dataRoot, cfg.execRoot, dirname(cfg.pidfile)])
     mkdirSync(d, { recursive: true });
   if (existsSync(cfg.pidfile)) {
     const pid = Number(readFileSync(cfg.pidfile, 'utf8').trim());
@@ -240,7 +242,11 @@ async function main(): Promise<void> {
     checks: [
       {
         name: 'nftables',
-        run: async () => ((await bridgeDriver.repairFirewall()) ? ['ruleset re-loaded'] : []),
+        run: async () => {
+          const done = await bridgeDriver.repairFirewall();
+          for (const line of done) log('warn', `Drift repaired: nftables ${line}`);
+          return done;
+        },
       },
       { name: 'links', run: () => controller.repairDrift() },
     ],
@@ -248,7 +254,6 @@ async function main(): Promise<void> {
   });
   log('info', `Restored state in ${Date.now() - started} ms`);
 
-  rmSync(sock, { force: true });
   // cnmd itself always runs the bridge driver (the predefined `bridge` network).
   const daemonNeeds: KernelFeature[] = [
     'netns',
@@ -270,26 +275,26 @@ async function main(): Promise<void> {
         })),
       ],
     });
-  const server = createApiServer(controller, {
+  const handler = createApiHandler(controller, {
     log: (l, m) => log(l as Level, m),
     doctor,
     policy,
     services: controller,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(sock, () => resolve());
-  });
-  chmodSync(sock, 0o660);
-  log('info', `cnmd ${VERSION} listening on unix://${sock}`);
+  const { listeners, audit } = await openApi(handler, cfg.api, log);
+  log('info', `cnmd ${VERSION} ready; audit log ${audit.path}`);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log('info', `Received ${signal}, shutting down (containers keep running)`);
-    server.close();
-    server.closeAllConnections();
+    // Stop accepting, let requests in flight finish (bounded), then stop the rest.
+    const r = await listeners.shutdown(SHUTDOWN_GRACE_MS);
+    log(
+      'info',
+      `API closed: ${r.inFlight - r.cut} of ${r.inFlight} requests in flight finished, ${r.cut} cut after ${SHUTDOWN_GRACE_MS} ms, ${r.streamsCut} streams ended`,
+    );
     await reconciler.stop();
     await controller.close();
     await cluster?.agent.close();
@@ -297,7 +302,7 @@ async function main(): Promise<void> {
     await dns.close();
     await store.close();
     await kernel.close();
-    rmSync(sock, { force: true });
+    await audit.close();
     rmSync(cfg.pidfile, { force: true });
     process.exit(0);
   };

@@ -4,6 +4,8 @@ import { FakeKernel } from '../../kernel/fake/fake-kernel.js';
 import { IP, MAC, Prefix } from '../../netaddr/index.js';
 import type { DriverEndpoint, DriverNetwork } from '../types.js';
 import { BridgeDriver } from './bridge-driver.js';
+import { shapeJson } from './nft-json.test-helper.js';
+import { FirewallState, parseFirewallShape, type FirewallShape } from './firewall.js';
 import type { BridgeOptions } from './options.js';
 
 function setup() {
@@ -63,15 +65,43 @@ test('ensureNetwork() makes a named bridge under its derived name, then renames 
   assert.equal((await kernel.linkGet('mybr0'))?.mac, l?.mac);
 });
 
-test('repairFirewall() re-loads the ruleset only when cnm tables are missing', async () => {
-  const { kernel, d } = setup();
+test('repairFirewall() adds back missing elements, and re-loads only when more is wrong', async () => {
+  const { kernel, d, net } = setup();
   await d.init();
-  kernel.nftOutput = (s) =>
-    s.includes('inet') ? 'iifname . oifname vmap @intra' : 'iifname @icc_off drop';
-  assert.equal(await d.repairFirewall(), false);
-  kernel.nftOutput = () => '';
-  assert.equal(await d.repairFirewall(), true);
+  const n = net('');
+  await d.ensureNetwork(n);
+  // The kernel as intended: the shape the driver's mirror holds.
+  const mirror = new FirewallState('cnm');
+  mirror.addNetwork({
+    bridge: d.bridgeName(n),
+    subnet4: '10.9.0.0/24',
+    internal: false,
+    icc: true,
+    masquerade: true,
+  });
+  const intact = mirror.expectedShape();
+  const listing = (shape: FirewallShape) => (script: string) =>
+    script.startsWith('list table inet') ? shapeJson(shape, 'inet') : shapeJson(shape, 'bridge');
+  kernel.nftOutput = listing(intact);
+  const before = kernel.nftScripts.length;
+  assert.deepEqual(await d.repairFirewall(), []);
+  assert.equal(kernel.nftScripts.length, before + 2, 'only the two listings');
+
+  // One element deleted: only that set's elements are added again.
+  const short = parseFirewallShape([shapeJson(intact, 'inet'), shapeJson(intact, 'bridge')]);
+  short.sets.set('inet hairpin4', 0);
+  kernel.nftOutput = listing(short);
+  assert.deepEqual(await d.repairFirewall(), ['inet hairpin4: 1 element(s) restored']);
+  assert.equal(
+    kernel.nftScripts.at(-1),
+    `add element inet cnm hairpin4 { "${d.bridgeName(n)}" . 10.9.0.0/24 }`,
+  );
+
+  // A table gone (the listing fails): the whole ruleset, with every element.
+  kernel.failNext('nftRun', 'ENOENT');
+  assert.deepEqual(await d.repairFirewall(), ['ruleset re-loaded: a table is missing']);
   assert.ok(kernel.nftScripts.at(-1)?.includes('table inet cnm {'));
+  assert.ok(kernel.nftScripts.at(-1)?.includes('add element inet cnm hairpin4'));
 });
 
 test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() unpins it', async () => {

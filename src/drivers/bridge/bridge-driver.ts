@@ -15,7 +15,13 @@ import type {
   DriverPort,
 } from '../types.js';
 import { MAC } from '../../netaddr/index.js';
-import { FirewallState, type FirewallPort } from './firewall.js';
+import {
+  FirewallState,
+  compareFirewallShape,
+  parseFirewallShape,
+  type FirewallPort,
+  type ShapeDrift,
+} from './firewall.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 
 /** Settings the daemon gives the bridge driver. */
@@ -77,25 +83,44 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   }
 
   /**
-   * Checks that both of cnm's tables still exist with their base chains' rules (someone may
-   * have run `nft flush ruleset`, deleted or flushed a table) and re-loads the whole ruleset,
-   * with every element, when they do not. Touches no other table.
-   * @returns true when it had to repair
+   * Compares cnm's two tables with what they should hold — every chain with its number of
+   * rules, every set and map with its number of elements — and repairs the difference: a set
+   * short of elements gets them added back (one small transaction; nothing else is touched), and
+   * anything else (a table, chain, rule or set gone, foreign elements or chains in cnm's tables)
+   * re-loads the whole ruleset atomically with every element. Touches no other table.
+   *
+   * Race-free without a lock: the kernel thread runs calls in the order they are made, and every
+   * change of the mirrored state is handed to it in the same synchronous step as the change.
+   * The two listings and the expected shape are taken in one such step, so the listings show
+   * exactly the changes the expected shape counts; the repair script is computed when it is
+   * sent, from the mirror as it is then.
+   * @returns one line per repair (empty when nothing had drifted)
    */
-  async repairFirewall(): Promise<boolean> {
+  async repairFirewall(): Promise<string[]> {
     const t = this.#fw.table;
-    let intact: boolean;
+    const listed = Promise.all([
+      this.#kernel.nftRun(`list table inet ${t}`, { json: true }),
+      this.#kernel.nftRun(`list table bridge ${t}`, { json: true }),
+    ]);
+    const want = this.#fw.expectedShape();
+    let drift: ShapeDrift;
     try {
-      const inet = await this.#kernel.nftRun(`list chain inet ${t} forward`);
-      const bridge = await this.#kernel.nftRun(`list chain bridge ${t} forward`);
-      intact = inet.includes('@intra') && bridge.includes('@icc_off');
+      drift = compareFirewallShape(want, parseFirewallShape(await listed));
     } catch {
-      // ENOENT: the table or chain is gone.
-      intact = false;
+      // ENOENT: a table is gone (or the listing was unreadable).
+      drift = { reload: 'a table is missing', short: [] };
     }
-    if (intact) return false;
+    if (drift.reload === undefined && drift.short.length > 0) {
+      try {
+        await this.#kernel.nftRun(this.#fw.elementScript(drift.short.map((s) => s.set)));
+        return drift.short.map((s) => `${s.set}: ${s.missing} element(s) restored`);
+      } catch (err) {
+        drift = { reload: `adding elements back failed (${String(err)})`, short: [] };
+      }
+    }
+    if (drift.reload === undefined) return [];
     await this.reloadFirewall();
-    return true;
+    return [`ruleset re-loaded: ${drift.reload}`];
   }
 
   parseOptions(

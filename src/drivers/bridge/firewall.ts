@@ -238,6 +238,103 @@ table bridge ${t} {
 }
 
 /**
+ * What a table holds, reduced to counts: rules per chain and elements per set or map, keyed
+ * `<family> <name>`. Enough to notice a deleted (or added) rule or element without comparing
+ * element values, whose printed forms nft normalises.
+ */
+export interface FirewallShape {
+  chains: Map<string, number>;
+  sets: Map<string, number>;
+}
+
+/** The base ruleset's chains (with their rule counts) and sets, per table name. */
+function baseShape(t: string): FirewallShape {
+  const shape: FirewallShape = { chains: new Map(), sets: new Map() };
+  let family = '';
+  let chain: string | undefined;
+  // The second `table … {` of each family opens the definitions (the first pair only empties).
+  for (const raw of baseRuleset(t).split('\n')) {
+    const line = raw.trim();
+    const table = /^table (\w+) \S+ \{$/.exec(line);
+    if (table) family = table[1]!;
+    const set = /^(?:set|map) (\w+) \{/.exec(line);
+    if (set) shape.sets.set(`${family} ${set[1]}`, 0);
+    const ch = /^chain (\w+) \{$/.exec(line);
+    if (ch) {
+      chain = `${family} ${ch[1]}`;
+      shape.chains.set(chain, 0);
+      continue;
+    }
+    if (chain === undefined) continue;
+    if (line === '}') chain = undefined;
+    else if (line !== '' && !line.startsWith('type ')) {
+      shape.chains.set(chain, shape.chains.get(chain)! + 1);
+    }
+  }
+  return shape;
+}
+
+/**
+ * Reads the shape of cnm's tables from `nft -j list table …` outputs (one per table).
+ * @throws SyntaxError when an output is not nft's JSON
+ */
+export function parseFirewallShape(outputs: readonly string[]): FirewallShape {
+  const shape: FirewallShape = { chains: new Map(), sets: new Map() };
+  for (const out of outputs) {
+    const doc = JSON.parse(out) as { nftables?: Record<string, Record<string, unknown>>[] };
+    for (const item of doc.nftables ?? []) {
+      const chain = item['chain'];
+      if (chain) {
+        const key = `${String(chain['family'])} ${String(chain['name'])}`;
+        if (!shape.chains.has(key)) shape.chains.set(key, 0);
+      }
+      const rule = item['rule'];
+      if (rule) {
+        const key = `${String(rule['family'])} ${String(rule['chain'])}`;
+        shape.chains.set(key, (shape.chains.get(key) ?? 0) + 1);
+      }
+      const set = item['set'] ?? item['map'];
+      if (set) {
+        const elem = set['elem'];
+        shape.sets.set(
+          `${String(set['family'])} ${String(set['name'])}`,
+          Array.isArray(elem) ? elem.length : 0,
+        );
+      }
+    }
+  }
+  return shape;
+}
+
+/** What {@link compareFirewallShape} found. */
+export interface ShapeDrift {
+  /** Why only a full reload can help (a chain gone or changed, a set gone or with extras). */
+  reload?: string;
+  /** Sets short of elements: the missing ones can be added back one by one. */
+  short: { set: string; missing: number }[];
+}
+
+/** Compares the intended shape with the kernel's. */
+export function compareFirewallShape(want: FirewallShape, have: FirewallShape): ShapeDrift {
+  for (const [chain, rules] of want.chains) {
+    const n = have.chains.get(chain);
+    if (n === undefined) return { reload: `chain ${chain} is missing`, short: [] };
+    if (n !== rules) return { reload: `chain ${chain} has ${n} rules, not ${rules}`, short: [] };
+  }
+  for (const chain of have.chains.keys()) {
+    if (!want.chains.has(chain)) return { reload: `unknown chain ${chain}`, short: [] };
+  }
+  const short: ShapeDrift['short'] = [];
+  for (const [set, count] of want.sets) {
+    const n = have.sets.get(set);
+    if (n === undefined) return { reload: `set ${set} is missing`, short: [] };
+    if (n > count) return { reload: `set ${set} has ${n} elements, not ${count}`, short: [] };
+    if (n < count) short.push({ set, missing: count - n });
+  }
+  return { short };
+}
+
+/**
  * The firewall's intended elements, mirrored in memory. Every mutator returns the nft script
  * that makes the kernel match (empty string when nothing changes).
  */
@@ -262,6 +359,42 @@ export class FirewallState {
     for (const v of this.#vips.values()) lines.push(...vipScript(this.table, v, true));
     for (const e of this.#endpoints.values()) lines.push(...endpointElements('add', this.table, e));
     return lines.join('\n') + '\n';
+  }
+
+  /** Every element statement of the full ruleset (`add element <family> <table> <set> {…}`). */
+  #elementLines(): string[] {
+    return this.fullScript()
+      .split('\n')
+      .filter((l) => l.startsWith('add element '));
+  }
+
+  /** The shape the kernel's tables should have: base chains, VIP chains, element counts. */
+  expectedShape(): FirewallShape {
+    const shape = baseShape(this.table);
+    for (const v of this.#vips.values()) {
+      // vipScript: the interface test plus one drop or DNAT rule.
+      shape.chains.set(`inet svc_${v.id}`, 2);
+    }
+    for (const line of this.#elementLines()) {
+      const key = /^add element (\w+) \S+ (\w+) /.exec(line);
+      if (key)
+        shape.sets.set(`${key[1]} ${key[2]}`, (shape.sets.get(`${key[1]} ${key[2]}`) ?? 0) + 1);
+    }
+    return shape;
+  }
+
+  /**
+   * Adds every intended element of `sets` (`<family> <name>` keys) again. Adding an element
+   * that is there with the same value changes nothing, so this restores exactly the missing ones.
+   */
+  elementScript(sets: readonly string[]): string {
+    const want = new Set(sets);
+    return this.#elementLines()
+      .filter((l) => {
+        const key = /^add element (\w+) \S+ (\w+) /.exec(l);
+        return key !== null && want.has(`${key[1]} ${key[2]}`);
+      })
+      .join('\n');
   }
 
   /**
