@@ -780,21 +780,25 @@ export class Controller implements ControllerApi {
           this.#resolveIpam(name, driver, ipamCfg, { enableIPv4, enableIPv6, predefined, taken }),
         );
       }
-      const live = this.#buildLive(rec);
-      if (!configOnly) {
-        live.driver.validateNetwork(
-          live.dnet,
-          [...this.#networks.values()]
-            .filter((n) => !n.rec.configOnly && n.rec.driver === driverName)
-            .map((n) => n.dnet),
-        );
-      }
+      let live: LiveNetwork;
       const undo = new CleanupStack();
       try {
         if (cluster) {
+          // Pushed before validation: a network refused by the driver must not stay reserved
+          // cluster-wide.
           const made = rec;
           undo.push('cluster network', () => cluster.removeNetwork(made));
-        } else {
+        }
+        live = this.#buildLive(rec);
+        if (!configOnly) {
+          live.driver.validateNetwork(
+            live.dnet,
+            [...this.#networks.values()]
+              .filter((n) => !n.rec.configOnly && n.rec.driver === driverName)
+              .map((n) => n.dnet),
+          );
+        }
+        if (!cluster) {
           await this.#store.put(KEYS.network(id), rec, { expectRevision: 0 });
           undo.push('store network', () =>
             this.#store.delete(KEYS.network(id)).then(() => undefined),
