@@ -275,6 +275,7 @@ async function main(): Promise<void> {
     doctor,
     policy,
     services: controller,
+    dnsMetrics: () => dns.stats(),
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
