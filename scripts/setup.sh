@@ -17,6 +17,8 @@ pkgs=(iproute2 nftables libnftables1 build-essential python3 perl util-linux pro
 pkgs+=(etcd-server)
 # iperf3 and sockperf: the load generators of `cnm bench` and its integration test (96-bench).
 pkgs+=(iperf3 sockperf)
+# dnsperf and aardvark-dns (Podman's resolver, the baseline): bench/dns.
+pkgs+=(dnsperf aardvark-dns)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

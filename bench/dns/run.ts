@@ -2,37 +2,61 @@
  * bench/dns: the embedded DNS answering a local name, against aardvark-dns (Podman's) serving
  * the same names, in the same run. Two namespaces made here (`cnmb-<pid>-s` with both servers,
  * `cnmb-<pid>-c` with the clients) joined by a veth; everything is removed afterwards, also on
- * failure. Per server and per load (1 and 100 queries in flight): dnsperf's queries/s and
- * average latency, and p50/p99 from a Node client that times every query. Prints ratios
- * (cnm / aardvark); never an absolute gate.
+ * failure. Per server and per load (1 and 100 queries in flight), repeated `--reps` times with
+ * the servers alternating: dnsperf's queries/s and average latency, p50/p99 from a Node client
+ * that times every query, and each server's CPU time per query (from /proc). Then the
+ * rate-limited mode: dnsperf at half of cnm's peak rate (`-Q`, 100 in flight) against each
+ * server, p50/p99 taken from dnsperf's own per-query latencies (`-v`). Prints ratios
+ * (cnm / aardvark) and the CPU the load generator used; never an absolute gate.
+ *
+ * CPU placement: on a machine with at least 2 CPUs, both servers run on CPU 0 and the load
+ * generators on CPU 1 (`taskset`), so the figures compare servers rather than scheduler luck;
+ * `--no-pin` lets everything share every CPU. dnsperf 2.10 with 1 query in flight loses a
+ * wake-up between its send and receive threads now and then and stalls for up to 100 ms; with
+ * both of its threads on one CPU the hand-off is ordered and the figure is the server's.
  *
  * Needs root, dnsperf and aardvark-dns (Debian: `apt-get install dnsperf aardvark-dns`).
- * Usage: `tsx bench/dns/run.ts [--secs 5] [--only cnm] [--cpu-prof DIR]`
+ * Usage: `tsx bench/dns/run.ts [--secs 5] [--reps 3] [--no-pin] [--name c25|pool] [--only cnm]
+ * [--cpu-prof DIR] [--cnm-root DIR]`
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = resolve(fileURLToPath(import.meta.url), '..');
 const AARDVARK = '/usr/lib/podman/aardvark-dns';
-const secsArg = process.argv.indexOf('--secs');
-const SECS = secsArg >= 0 ? Number(process.argv[secsArg + 1]) : 5;
+function numArg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+const SECS = numArg('--secs', 5);
+const REPS = Math.max(1, numArg('--reps', 3));
 const profArg = process.argv.indexOf('--cpu-prof');
 /** `--cpu-prof <dir>`: cnm's server writes a V8 CPU profile there (exit on SIGTERM). */
 const PROF_DIR = profArg >= 0 ? resolve(process.argv[profArg + 1] ?? '.') : undefined;
 /** `--only cnm`: skip aardvark-dns (for profiling). */
 const ONLY_CNM = process.argv.includes('--only') && process.argv.includes('cnm');
+/** Servers on CPU 0, load generators on CPU 1 (see the header). */
+const PIN = !process.argv.includes('--no-pin') && cpus().length >= 2;
+const SERVER_CPU = PIN ? ['taskset', '-c', '0'] : [];
+const CLIENT_CPU = PIN ? ['taskset', '-c', '1'] : [];
 const NS_S = `cnmb-${process.pid}-s`;
 const NS_C = `cnmb-${process.pid}-c`;
 const CNM_IP = '10.99.0.1';
 const AARD_IP = '10.99.0.2';
 const CLIENT_IP = '10.99.0.10';
-const NAME = 'c25';
+const nameArg = process.argv.indexOf('--name');
+/** `--name pool`: the round-robin name (3 holders) instead of a name with one holder. */
+const NAME = nameArg >= 0 ? (process.argv[nameArg + 1] ?? 'c25') : 'c25';
+const rootArg = process.argv.indexOf('--cnm-root');
+/** `--cnm-root DIR`: run the cnm server of another checkout (built), e.g. to measure a baseline. */
+const CNM_ROOT = rootArg >= 0 ? resolve(process.argv[rootArg + 1] ?? '.') : resolve(HERE, '../..');
+const CLK_TCK = 100;
 
 function sh(cmd: string, args: string[], input?: string): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`Command "${cmd} ${args.join(' ')}" failed: ${r.stderr}`);
   return r.stdout;
 }
@@ -40,6 +64,8 @@ function sh(cmd: string, args: string[], input?: string): string {
 const started: ChildProcess[] = [];
 const extraPids: number[] = [];
 let dir = '';
+/** Server processes whose CPU time is read from /proc, by server address. */
+const serverPids = new Map<string, number[]>();
 
 async function cleanup(): Promise<void> {
   // SIGTERM first: the cnm server exits cleanly then (and writes its CPU profile, if asked).
@@ -101,7 +127,8 @@ function entries(): Entry[] {
       id: i.toString(16).padStart(2, '0').repeat(32),
       ipv4: `10.99.0.${100 + i}`,
       ipv6: `fd99::${(100 + i).toString(16)}`,
-      names: [`c${i}`, `alias${i}`],
+      // c0..c2 also share the alias `pool`: a round-robin name (`--name pool`).
+      names: [`c${i}`, `alias${i}`, ...(i < 3 ? ['pool'] : [])],
     });
   }
   return out;
@@ -124,23 +151,26 @@ function waitReady(child: ChildProcess, what: string): Promise<void> {
 
 async function startCnm(list: Entry[]): Promise<void> {
   const spec = { gateway: CNM_IP, subnet: '10.99.0.0/24', entries: list };
+  // `ip netns exec` and `taskset` both exec: the child's pid is the server's.
   const child = spawn(
     'ip',
     [
       'netns',
       'exec',
       NS_S,
+      ...SERVER_CPU,
       process.execPath,
       ...(PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : []),
       '--import',
       'tsx',
-      join(HERE, 'cnm-server.ts'),
+      join(CNM_ROOT, 'bench/dns/cnm-server.ts'),
       JSON.stringify(spec),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   started.push(child);
   await waitReady(child, 'cnm DNS server');
+  if (child.pid !== undefined) serverPids.set(CNM_IP, [child.pid]);
 }
 
 function nsPids(ns: string): number[] {
@@ -157,11 +187,12 @@ async function startAardvark(list: Entry[]): Promise<void> {
   writeFileSync(join(cfg, 'benchnet'), lines.join('\n') + '\n');
   const before = new Set(nsPids(NS_S));
   // `run` forks and the parent exits: the server is the child, found by PID in our netns.
-  sh('ip', ['netns', 'exec', NS_S, AARDVARK, '--config', cfg, '-p', '53', 'run']);
+  sh('ip', ['netns', 'exec', NS_S, ...SERVER_CPU, AARDVARK, '--config', cfg, '-p', '53', 'run']);
   for (let i = 0; i < 50; i++) {
     const fresh = nsPids(NS_S).filter((p) => !before.has(p));
     if (fresh.length > 0) {
       extraPids.push(...fresh);
+      serverPids.set(AARD_IP, fresh);
       const probe = spawnSync(
         'ip',
         ['netns', 'exec', NS_C, 'dnsperf', '-s', AARD_IP, '-d', queryFile(), '-l', '1', '-q', '1'],
@@ -174,13 +205,37 @@ async function startAardvark(list: Entry[]): Promise<void> {
   throw new Error('aardvark-dns did not start answering');
 }
 
-interface Result {
-  dnsperfQps: number;
-  dnsperfAvgMs: number;
-  lost: number;
+/** CPU time (ms) of a server's processes, all threads: user and system. */
+function serverCpuMs(server: string): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const pid of serverPids.get(server) ?? []) {
+    try {
+      // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      user += Number(f[11]);
+      sys += Number(f[12]);
+    } catch {
+      // Gone: counts as nothing.
+    }
+  }
+  return { user: (user * 1000) / CLK_TCK, sys: (sys * 1000) / CLK_TCK };
+}
+
+interface DnsperfRun {
   qps: number;
-  p50us: number;
-  p99us: number;
+  avgMs: number;
+  completed: number;
+  lost: number;
+  /** CPU (user + system) dnsperf used, in seconds, and the wall time it ran. */
+  genCpuS: number;
+  /** Server CPU per answered query (µs). */
+  serverUsPerQuery: number;
+  /** The user-space part of it (the rest is the kernel: syscalls, the UDP/IP/veth path). */
+  serverUserUsPerQuery: number;
+  /** Per-query latencies in µs (only with `verbose`). */
+  latUs: number[];
 }
 
 /** dnsperf's input: it re-reads the file in a loop, so stdin will not do. */
@@ -190,30 +245,73 @@ function queryFile(): string {
   return file;
 }
 
-function measure(server: string, inflight: number): Result {
-  const file = queryFile();
-  const dp = sh('ip', [
-    'netns',
-    'exec',
-    NS_C,
+function dnsperf(
+  server: string,
+  inflight: number,
+  opts: { rate?: number; verbose?: boolean } = {},
+): DnsperfRun {
+  const args = [
     'dnsperf',
     '-s',
     server,
     '-d',
-    file,
+    queryFile(),
     '-l',
     String(SECS),
     '-q',
     String(inflight),
     '-c',
     String(Math.min(inflight, 4)),
+    ...(opts.rate !== undefined ? ['-Q', String(opts.rate)] : []),
+    ...(opts.verbose ? ['-v'] : []),
+  ];
+  const cpu0 = serverCpuMs(server);
+  // `times` prints the shell's and then its children's user and system time.
+  const out = sh('ip', [
+    'netns',
+    'exec',
+    NS_C,
+    ...CLIENT_CPU,
+    'sh',
+    '-c',
+    `${args.map((a) => `'${a}'`).join(' ')} && times`,
   ]);
-  const num = (re: RegExp) => Number(re.exec(dp)?.[1] ?? NaN);
-  const lat = JSON.parse(
+  const cpu1 = serverCpuMs(server);
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+  const completed = num(/Queries completed:\s+(\d+)/);
+  const times = [...out.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)].at(-1);
+  const genCpuS = times
+    ? Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4])
+    : NaN;
+  const latUs: number[] = [];
+  if (opts.verbose) {
+    for (const m of out.matchAll(/^> NOERROR \S+ \S+ (\d+)\.(\d{6})$/gm)) {
+      latUs.push(Number(m[1]) * 1e6 + Number(m[2]));
+    }
+  }
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    completed,
+    lost: num(/Queries lost:\s+(\d+)/),
+    genCpuS,
+    serverUsPerQuery:
+      completed > 0 ? ((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) * 1000) / completed : NaN,
+    serverUserUsPerQuery: completed > 0 ? ((cpu1.user - cpu0.user) * 1000) / completed : NaN,
+    latUs,
+  };
+}
+
+function latencyClient(
+  server: string,
+  inflight: number,
+): { qps: number; p50us: number; p99us: number } {
+  return JSON.parse(
     sh('ip', [
       'netns',
       'exec',
       NS_C,
+      ...CLIENT_CPU,
       process.execPath,
       '--import',
       'tsx',
@@ -224,12 +322,27 @@ function measure(server: string, inflight: number): Result {
       String(Math.max(2, Math.floor(SECS / 2))),
     ]).trim(),
   ) as { qps: number; p50us: number; p99us: number };
-  return {
-    dnsperfQps: num(/Queries per second:\s+([\d.]+)/),
-    dnsperfAvgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
-    lost: num(/Queries lost:\s+(\d+)/),
-    ...lat,
-  };
+}
+
+interface Sample {
+  dp: DnsperfRun;
+  client: { qps: number; p50us: number; p99us: number };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+}
+/** `median [min–max]` of a figure over the repetitions. */
+function spread(xs: number[], d = 0): string {
+  const f = (n: number) => n.toFixed(d);
+  return xs.length === 1
+    ? f(xs[0]!)
+    : `${f(median(xs))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
 }
 
 async function main(): Promise<void> {
@@ -243,34 +356,122 @@ async function main(): Promise<void> {
   const list = entries();
   await startCnm(list);
   if (!ONLY_CNM) await startAardvark(list);
-  const rows: string[] = [];
+  const servers: [string, string][] = ONLY_CNM
+    ? [['cnm', CNM_IP]]
+    : [
+        ['cnm', CNM_IP],
+        ['aardvark-dns', AARD_IP],
+      ];
   const fmt = (n: number, d = 0) => n.toFixed(d);
-  console.log(`bench/dns: local name "${NAME}" (51 names on the network), ${SECS} s per run\n`);
+  const load0 = loadavg();
   console.log(
-    '| in flight | server | dnsperf q/s | dnsperf avg ms | lost | client q/s | p50 µs | p99 µs |',
+    `bench/dns: local name "${NAME}" (${
+      NAME === 'pool' ? 'round robin over 3 holders' : 'one holder'
+    }; 51 containers on the network), dnsperf ${SECS} s per run, ` +
+      `${REPS} repetition(s) with the servers alternating; ` +
+      (PIN
+        ? 'servers pinned to CPU 0, dnsperf and the timed client to CPU 1'
+        : 'servers and load generators sharing every CPU') +
+      `; load average at the start ${load0.map((l) => l.toFixed(2)).join(' / ')}\n`,
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(
+    'dnsperf settings: `dnsperf -s SERVER -d FILE -l ' +
+      SECS +
+      ' -q Q -c min(Q,4)`, FILE holding one line `' +
+      NAME +
+      ' A`.\n',
+  );
+  console.log(
+    '| in flight | server | dnsperf q/s | dnsperf avg ms | lost | server CPU µs/query | of it user µs | client q/s | client p50 µs | client p99 µs |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const ratios: string[] = [];
+  let peak = NaN;
   for (const inflight of [1, 100]) {
-    const cnm = measure(CNM_IP, inflight);
-    if (ONLY_CNM) {
-      console.log(JSON.stringify({ inflight, cnm }));
-      continue;
+    const samples = new Map<string, Sample[]>(servers.map(([n]) => [n, []]));
+    for (let rep = 0; rep < REPS; rep++) {
+      const order = rep % 2 === 0 ? servers : [...servers].reverse();
+      for (const [n, ip] of order) {
+        samples.get(n)!.push({ dp: dnsperf(ip, inflight), client: latencyClient(ip, inflight) });
+      }
     }
-    const aard = measure(AARD_IP, inflight);
-    for (const [n, r] of [
-      ['cnm', cnm],
-      ['aardvark-dns', aard],
-    ] as const) {
+    for (const [n] of servers) {
+      const s = samples.get(n)!;
       console.log(
-        `| ${inflight} | ${n} | ${fmt(r.dnsperfQps)} | ${fmt(r.dnsperfAvgMs, 3)} | ${r.lost} | ${fmt(r.qps)} | ${fmt(r.p50us)} | ${fmt(r.p99us)} |`,
+        `| ${inflight} | ${n} | ${spread(s.map((x) => x.dp.qps))} | ${spread(
+          s.map((x) => x.dp.avgMs),
+          3,
+        )} | ${s.reduce((a, x) => a + x.dp.lost, 0)} | ${spread(
+          s.map((x) => x.dp.serverUsPerQuery),
+          1,
+        )} | ${spread(
+          s.map((x) => x.dp.serverUserUsPerQuery),
+          1,
+        )} | ${spread(s.map((x) => x.client.qps))} | ${spread(s.map((x) => x.client.p50us))} | ${spread(
+          s.map((x) => x.client.p99us),
+        )} |`,
       );
     }
-    rows.push(
-      `in flight ${inflight}: q/s ×${fmt(cnm.dnsperfQps / aard.dnsperfQps, 2)} (dnsperf), ×${fmt(cnm.qps / aard.qps, 2)} (client); p50 ×${fmt(cnm.p50us / aard.p50us, 2)}, p99 ×${fmt(cnm.p99us / aard.p99us, 2)} (cnm / aardvark, latency: lower is better)`,
+    const c = samples.get('cnm')!;
+    if (inflight === 100) peak = median(c.map((x) => x.dp.qps));
+    const a = samples.get('aardvark-dns');
+    if (!a) continue;
+    // Per repetition: each ratio compares two runs made back to back.
+    const per = (f: (x: Sample) => number) => c.map((x, i) => f(x) / f(a[i]!));
+    ratios.push(
+      `in flight ${inflight}: q/s ×${spread(
+        per((x) => x.dp.qps),
+        2,
+      )} (dnsperf), ×${spread(
+        per((x) => x.client.qps),
+        2,
+      )} (client); server CPU per query ×${spread(
+        per((x) => x.dp.serverUsPerQuery),
+        2,
+      )}; client p50 ×${spread(
+        per((x) => x.client.p50us),
+        2,
+      )}, p99 ×${spread(
+        per((x) => x.client.p99us),
+        2,
+      )}`,
     );
   }
-  console.log('\nRatios:');
-  for (const r of rows) console.log(`  ${r}`);
+  if (ratios.length > 0) {
+    console.log(
+      '\nRatios cnm / aardvark-dns, median [min–max] over the repetitions ' +
+        '(q/s: higher is better; CPU and latency: lower is better):',
+    );
+    for (const r of ratios) console.log(`  ${r}`);
+  }
+
+  // Rate-limited: half of cnm's peak, the same rate for both servers.
+  const rate = Math.round(peak / 2);
+  console.log(
+    `\nAt half of cnm's peak: \`dnsperf -Q ${rate} -q 100 -c 4 -l ${SECS} -v\` ` +
+      `(peak: median dnsperf q/s of cnm at 100 in flight above); p50/p99 from dnsperf's ` +
+      'per-query latencies.\n',
+  );
+  console.log(
+    '| server | achieved q/s | lost | p50 µs | p99 µs | p99.9 µs | max µs | server CPU µs/query | dnsperf CPU (cores) |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const [n, ip] of servers) {
+    const r = dnsperf(ip, 100, { rate, verbose: true });
+    const lat = r.latUs.sort((x, y) => x - y);
+    console.log(
+      `| ${n} | ${fmt(r.qps)} | ${r.lost} | ${fmt(pct(lat, 0.5))} | ${fmt(pct(lat, 0.99))} | ${fmt(
+        pct(lat, 0.999),
+      )} | ${fmt(lat.at(-1) ?? NaN)} | ${fmt(r.serverUsPerQuery, 1)} | ${fmt(r.genCpuS / SECS, 2)} |`,
+    );
+  }
+  const load1 = loadavg();
+  console.log(
+    `\nLoad average at the end ${load1.map((l) => l.toFixed(2)).join(' / ')}. ` +
+      (PIN
+        ? 'The load generator had CPU 1 to itself only as far as other work on the machine allowed.'
+        : 'The load generator shared both CPUs with the servers.'),
+  );
 }
 
 process.on('SIGINT', () => {

@@ -9,6 +9,7 @@ import { errorResponse, type ApiLog } from './errors.js';
 import { sendJson } from './respond.js';
 import { Router } from './router.js';
 import { registerContainerRoutes } from './routes/containers.js';
+import { registerDnsRoutes, type DnsMetricsView } from './routes/dns.js';
 import { registerDoctorRoutes, type DoctorView } from './routes/doctor.js';
 import { registerNamespaceRoutes } from './routes/namespaces.js';
 import { registerNetworkRoutes } from './routes/networks.js';
@@ -30,6 +31,8 @@ export interface ApiOptions {
   policy?: PolicyApi;
   /** Services (`/cnm/services`); 503 when absent. */
   services?: ServiceApi;
+  /** The embedded DNS's counters (`GET /cnm/dns/metrics`); 503 when absent. */
+  dnsMetrics?: () => DnsMetricsView;
 }
 
 /** What every route file receives. */
@@ -40,6 +43,7 @@ export interface RouteDeps {
   doctor?: () => Promise<DoctorView>;
   policy?: PolicyApi;
   services?: ServiceApi;
+  dnsMetrics?: () => DnsMetricsView;
 }
 
 const noLog: ApiLog = () => {};
@@ -68,6 +72,7 @@ export function createApiHandler(
     ...(opts.doctor ? { doctor: opts.doctor } : {}),
     ...(opts.policy ? { policy: opts.policy } : {}),
     ...(opts.services ? { services: opts.services } : {}),
+    ...(opts.dnsMetrics ? { dnsMetrics: opts.dnsMetrics } : {}),
   };
   const router = new Router();
   registerSystemRoutes(router, deps);
@@ -77,6 +82,7 @@ export function createApiHandler(
   registerPolicyRoutes(router, deps);
   registerNamespaceRoutes(router, deps);
   registerServiceRoutes(router, deps);
+  registerDnsRoutes(router, deps);
   return (req, res) => {
     void handle(router, log, req, res);
   };

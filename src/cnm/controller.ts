@@ -162,8 +162,13 @@ export class Controller implements ControllerApi {
       store,
       containers: this,
       network: (idOrName) => this.#serviceNetwork(idOrName),
-      allocateVip: (id, want) => this.#allocateVip(id, want),
-      releaseVip: (id, ip) => void this.#networks.get(id)?.v4?.release(IP.parse(ip)),
+      allocateVip: (id, want) => this.#allocateVip(id, want, 4),
+      allocateVip6: (id, want) => this.#allocateVip(id, want, 6),
+      releaseVip: (id, ip) => {
+        const addr = IP.parse(ip);
+        const net = this.#networks.get(id);
+        void (addr.family === 4 ? net?.v4 : net?.v6)?.release(addr);
+      },
       ...(cfg.balancer ? { balancer: cfg.balancer } : {}),
       ...(cfg.observer ? { observer: cfg.observer } : {}),
       log: cfg.log,
@@ -576,13 +581,17 @@ export class Controller implements ControllerApi {
     };
   }
 
-  /** Takes a VIP from a network's IPv4 IPAM (`want` on restore). */
-  #allocateVip(networkId: string, want?: string): string {
+  /** Takes a VIP from a network's IPv4 or IPv6 IPAM (`want` on restore). */
+  #allocateVip(networkId: string, want: string | undefined, family: 4 | 6): string {
     const net = this.#networks.get(networkId);
-    if (!net?.v4) {
-      throw new InvalidError('SERVICE_NETWORK_INVALID', `Network "${networkId}" has no IPv4`);
+    const pool = family === 4 ? net?.v4 : net?.v6;
+    if (!pool) {
+      throw new InvalidError(
+        'SERVICE_NETWORK_INVALID',
+        `Network "${networkId}" has no IPv${family}`,
+      );
     }
-    return net.v4.allocate(want === undefined ? undefined : IP.parse(want)).toString();
+    return pool.allocate(want === undefined ? undefined : IP.parse(want)).toString();
   }
 
   info(): EngineInfo {
@@ -927,6 +936,14 @@ export class Controller implements ControllerApi {
         throw new ForbiddenError(
           'NET_IN_USE',
           `error while removing network: network ${net.rec.name} id ${net.rec.id} has active endpoints`,
+        );
+      }
+      const service = this.#services.serviceOn(net.rec.id);
+      if (service !== undefined) {
+        // As Docker: a network a service is attached to stays, even with 0 replicas.
+        throw new ForbiddenError(
+          'NET_IN_USE',
+          `error while removing network: network ${net.rec.name} id ${net.rec.id} is in use by service "${service}"`,
         );
       }
       for (const n of this.#networks.values()) {

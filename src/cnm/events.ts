@@ -78,6 +78,10 @@ export interface BalancedVip {
   vip: string;
   /** IPv4 addresses of the service's running replicas on the VIP's network. */
   backends: readonly string[];
+  /** The IPv6 VIP of a service on a dual-stack network. */
+  vip6?: string;
+  /** IPv6 addresses of the running replicas (with `vip6`). */
+  backends6?: readonly string[];
 }
 
 /**
@@ -90,5 +94,8 @@ export interface VipBalancer {
   /** Creates the VIP on the network or replaces its backends. */
   setVip(net: DriverNetwork, v: BalancedVip): Promise<void>;
   /** Removes the VIP from the network; unknown VIPs are ignored. */
-  deleteVip(net: DriverNetwork, serviceId: string, vip: string): Promise<void>;
+  deleteVip(
+    net: DriverNetwork,
+    v: { serviceId: string; vip: string; vip6?: string },
+  ): Promise<void>;
 }

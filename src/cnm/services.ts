@@ -1,9 +1,10 @@
 /**
  * Services: N replica containers of one command on one network, reached through one name. In
- * `vip` mode the name resolves to a virtual IP taken from the network's IPAM, and the kernel
- * spreads connections to it over the running replicas (a {@link VipBalancer}: nftables DNAT with
- * a `numgen` map, no proxy). In `dnsrr` mode the name is an alias of every replica, so DNS gives
- * all their addresses in rotating order. Both modes add the alias `tasks.<name>` to every replica.
+ * `vip` mode the name resolves to a virtual IP taken from the network's IPAM (and to an IPv6 one
+ * too on a dual-stack network), and the kernel spreads connections to it over the running
+ * replicas (a {@link VipBalancer}: nftables DNAT with a `numgen` map, no proxy). In `dnsrr`
+ * mode the name is an alias of every replica, so DNS gives all their addresses in rotating
+ * order. Both modes add the alias `tasks.<name>` to every replica.
  *
  * The manager sits on the controller's observer seam (`events.ts`): it passes every call on to
  * the embedded DNS and keeps each VIP's backends equal to the replicas whose names are live, so a
@@ -47,8 +48,12 @@ export interface ServiceRecord {
   endpointMode: 'vip' | 'dnsrr';
   /** The VIP (vip mode): allocated from the network's IPAM, released with the service. */
   vip?: string;
+  /** The IPv6 VIP (vip mode on a dual-stack network), from the network's IPv6 IPAM. */
+  vip6?: string;
   replicas: number;
   template: { cmd: string[]; env?: string[]; labels?: Record<string, string> };
+  /** Extra names on the network: of the VIP (vip) or of every replica (dnsrr). */
+  aliases?: string[];
 }
 
 /** A network as the service manager needs it. */
@@ -73,6 +78,9 @@ export interface ServiceHost {
   network(idOrName: string): ServiceNetwork;
   /** Takes a free IPv4 address of the network (`want`: that one, on restore). */
   allocateVip(networkId: string, want?: string): string;
+  /** Takes a free IPv6 address of the network (`want`: that one, on restore). */
+  allocateVip6(networkId: string, want?: string): string;
+  /** Gives a VIP of either family back to the network's IPAM. */
   releaseVip(networkId: string, ip: string): void;
   balancer?: VipBalancer;
   /** The embedded DNS, when the daemon has one. */
@@ -82,8 +90,8 @@ export interface ServiceHost {
 
 interface LiveService {
   rec: ServiceRecord;
-  /** Endpoint id → IPv4 address of each replica whose names are live on the service network. */
-  backends: Map<string, string>;
+  /** Endpoint id → addresses of each replica whose names are live on the service network. */
+  backends: Map<string, { ipv4: string; ipv6?: string }>;
 }
 
 function now(): string {
@@ -130,7 +138,7 @@ export class ServiceManager implements ServiceApi {
         inner?.endpointUp(e);
         const s = this.#services.get(this.#byContainer.get(e.containerId) ?? '');
         if (!s || s.rec.networkId !== e.networkId || !e.ipv4) return;
-        s.backends.set(e.endpointId, e.ipv4);
+        s.backends.set(e.endpointId, { ipv4: e.ipv4, ...(e.ipv6 ? { ipv6: e.ipv6 } : {}) });
         this.#byEndpoint.set(e.endpointId, s.rec.id);
         this.#program(s);
       },
@@ -158,6 +166,7 @@ export class ServiceManager implements ServiceApi {
       try {
         const net = this.#host.network(rec.networkId);
         if (rec.vip) this.#host.allocateVip(net.id, rec.vip);
+        if (rec.vip6) this.#host.allocateVip6(net.id, rec.vip6);
         const s: LiveService = { rec, backends: new Map() };
         this.#services.set(rec.id, s);
         for (const c of ctrs) {
@@ -168,6 +177,7 @@ export class ServiceManager implements ServiceApi {
             serviceId: rec.id,
             vip: rec.vip,
             backends: [],
+            ...(rec.vip6 ? { vip6: rec.vip6, backends6: [] } : {}),
           });
         }
       } catch (err) {
@@ -200,6 +210,14 @@ export class ServiceManager implements ServiceApi {
     }
     if (!Array.isArray(req.cmd) || req.cmd.length === 0) {
       throw new InvalidError('CMD_INVALID', 'No command specified');
+    }
+    for (const a of req.aliases ?? []) {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a) || a.length > 253) {
+        throw new InvalidError(
+          'SERVICE_ALIAS_INVALID',
+          `Invalid alias "${a}" for service "${name}": expected a DNS name`,
+        );
+      }
     }
     const net = this.#host.network(req.network);
     if (!net.served) {
@@ -238,11 +256,17 @@ export class ServiceManager implements ServiceApi {
             ...(req.env ? { env: [...req.env] } : {}),
             ...(req.labels ? { labels: { ...req.labels } } : {}),
           },
+          ...(req.aliases?.length ? { aliases: [...new Set(req.aliases)] } : {}),
         };
         if (mode === 'vip') {
           const vip = this.#host.allocateVip(net.id);
           rec.vip = vip;
           undo.push('release VIP', () => this.#host.releaseVip(net.id, vip));
+          if (net.dnet.ipv6) {
+            const vip6 = this.#host.allocateVip6(net.id);
+            rec.vip6 = vip6;
+            undo.push('release IPv6 VIP', () => this.#host.releaseVip(net.id, vip6));
+          }
         }
         await this.#host.store.put(SERVICE_KEYS.service(id), rec, { expectRevision: 0 });
         undo.push('store service', () =>
@@ -252,12 +276,13 @@ export class ServiceManager implements ServiceApi {
         this.#services.set(id, s);
         undo.push('forget service', () => void this.#services.delete(id));
         if (rec.vip) {
+          const v = { serviceId: id, vip: rec.vip, ...(rec.vip6 ? { vip6: rec.vip6 } : {}) };
           await this.#host.balancer!.setVip(net.dnet, {
-            serviceId: id,
-            vip: rec.vip,
+            ...v,
             backends: [],
+            ...(rec.vip6 ? { backends6: [] } : {}),
           });
-          undo.push('VIP', () => this.#host.balancer!.deleteVip(net.dnet, id, rec.vip!));
+          undo.push('VIP', () => this.#host.balancer!.deleteVip(net.dnet, v));
           this.#nameUp(s);
           undo.push('VIP name', () => this.#host.observer?.endpointDown(`svc:${id}`));
         }
@@ -272,6 +297,12 @@ export class ServiceManager implements ServiceApi {
         throw err;
       }
     });
+  }
+
+  /** The name of a service attached to a network, if any (the network is then in use). */
+  serviceOn(networkId: string): string | undefined {
+    for (const s of this.#services.values()) if (s.rec.networkId === networkId) return s.rec.name;
+    return undefined;
   }
 
   listServices(): ServiceView[] {
@@ -297,9 +328,17 @@ export class ServiceManager implements ServiceApi {
         steps.push(() => this.#host.observer?.endpointDown(`svc:${r.id}`));
         steps.push(() => {
           const net = this.#host.network(r.networkId);
-          return this.#host.balancer?.deleteVip(net.dnet, r.id, vip);
+          return this.#host.balancer?.deleteVip(net.dnet, {
+            serviceId: r.id,
+            vip,
+            ...(r.vip6 ? { vip6: r.vip6 } : {}),
+          });
         });
         steps.push(() => this.#host.releaseVip(r.networkId, vip));
+        if (r.vip6) {
+          const vip6 = r.vip6;
+          steps.push(() => this.#host.releaseVip(r.networkId, vip6));
+        }
       }
       steps.push(() => this.#host.store.delete(SERVICE_KEYS.service(r.id)));
       steps.push(() => {
@@ -355,15 +394,16 @@ export class ServiceManager implements ServiceApi {
       networkId: s.rec.networkId,
       containerId: s.rec.id,
       containerName: s.rec.name,
-      aliases: [],
+      aliases: s.rec.aliases ?? [],
       ipv4: s.rec.vip,
+      ...(s.rec.vip6 ? { ipv6: s.rec.vip6 } : {}),
       dns: [],
     });
   }
 
   /** Hands the VIP's current backends to the balancer (in call order; see `VipBalancer`). */
   #program(s: LiveService): void {
-    const { vip, id, networkId, name } = s.rec;
+    const { vip, vip6, id, networkId, name } = s.rec;
     if (!vip || !this.#host.balancer || this.#services.get(id) !== s) return;
     let net: ServiceNetwork;
     try {
@@ -371,9 +411,11 @@ export class ServiceManager implements ServiceApi {
     } catch {
       return;
     }
-    const backends = [...new Set(s.backends.values())].sort();
+    const all = [...s.backends.values()];
+    const backends = [...new Set(all.map((b) => b.ipv4))].sort();
+    const backends6 = [...new Set(all.flatMap((b) => (b.ipv6 ? [b.ipv6] : [])))].sort();
     this.#host.balancer
-      .setVip(net.dnet, { serviceId: id, vip, backends })
+      .setVip(net.dnet, { serviceId: id, vip, backends, ...(vip6 ? { vip6, backends6 } : {}) })
       .catch((err: unknown) =>
         this.#host.log('error', `Cannot update VIP of service "${name}": ${describeError(err)}`),
       );
@@ -396,7 +438,10 @@ export class ServiceManager implements ServiceApi {
       networks: [
         {
           name: net.id,
-          aliases: r.endpointMode === 'dnsrr' ? [r.name, `tasks.${r.name}`] : [`tasks.${r.name}`],
+          aliases:
+            r.endpointMode === 'dnsrr'
+              ? [r.name, `tasks.${r.name}`, ...(r.aliases ?? [])]
+              : [`tasks.${r.name}`],
         },
       ],
     });
@@ -441,9 +486,12 @@ export class ServiceManager implements ServiceApi {
       network,
       endpointMode: r.endpointMode,
       vip: r.vip ?? '',
+      vip6: r.vip6 ?? '',
       replicas: r.replicas,
       running: tasks.filter((t) => t.status === 'running').length,
       tasks,
+      labels: { ...r.template.labels },
+      aliases: [...(r.aliases ?? [])],
     };
   }
 }

@@ -274,6 +274,8 @@ export interface ServiceCreateRequest {
   cmd: string[];
   env?: string[];
   labels?: Record<string, string>;
+  /** More names of the service on its network: of the VIP (`vip`) or of every replica (`dnsrr`). */
+  aliases?: string[];
 }
 
 /** One replica of a service. */
@@ -295,11 +297,17 @@ export interface ServiceView {
   endpointMode: 'vip' | 'dnsrr';
   /** The virtual IP (vip mode), else empty. */
   vip: string;
+  /** The IPv6 virtual IP (vip mode on a dual-stack network), else empty. */
+  vip6: string;
   /** Desired replicas. */
   replicas: number;
   /** Replicas whose container runs. */
   running: number;
   tasks: ServiceTaskView[];
+  /** The replicas' labels (the service's template). */
+  labels: Record<string, string>;
+  /** The service's extra names (besides its own name). */
+  aliases: string[];
 }
 
 /** Services (`/cnm/services`): replicated containers behind one name. */

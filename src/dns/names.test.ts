@@ -72,6 +72,25 @@ test('lookup() rotates the records of a shared name', () => {
   assert.deepEqual(firsts, ['10.0.1.2', '10.0.1.3', '10.0.1.4', '10.0.1.2']);
 });
 
+test('lookup() hands out a rotor that shares the rotation with later lookups', () => {
+  const t = table();
+  for (const i of [2, 3, 4])
+    t.addEndpoint(ep(`e${i}`, 'N1', `c${i}`, `10.0.1.${i}`, { aliases: ['pool'] }));
+  const a = t.asker('N1', '10.0.1.2')!;
+  const r = t.lookup(a, 'pool', QTYPE.A);
+  assert.ok(r.found && r.rotor);
+  assert.equal(r.rotor.size, 3);
+  assert.deepEqual(r.rotor.records(1).map(ip), ['10.0.1.3', '10.0.1.4', '10.0.1.2']);
+  // The lookup took start 0; the rotor goes on with 1, then a lookup takes 2.
+  assert.equal(r.rotor.next(), 1);
+  const again = t.lookup(a, 'pool', QTYPE.A);
+  assert.ok(again.found);
+  assert.equal(ip(again.records[0]!), '10.0.1.4');
+  assert.equal(r.rotor.next(), 0);
+  const solo = t.lookup(a, 'c2', QTYPE.A);
+  assert.ok(solo.found && solo.rotor === undefined && solo.stable);
+});
+
 test('removeEndpoint() and removeNetwork() take names away at once', () => {
   const t = table();
   t.addEndpoint(ep('e1', 'N1', 'web', '10.0.1.2', { aliases: ['pool'] }));

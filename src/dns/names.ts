@@ -72,7 +72,24 @@ export type LookupResult =
       networkName: string;
       /** One endpoint holds the name: the answer is the same on every lookup (no rotation). */
       stable: boolean;
+      /** Several endpoints hold the name: the rotation behind `records`, for answer caches. */
+      rotor?: Rotor;
     };
+
+/**
+ * The round-robin state of a name held by several endpoints. An answer cache keeps one encoded
+ * answer per starting point and asks {@link Rotor.next} which one to send, so the order keeps
+ * rotating, one step per query, whichever path answers. Valid while the table's version is
+ * unchanged.
+ */
+export interface Rotor {
+  /** Number of starting points (endpoints holding the name). */
+  readonly size: number;
+  /** The starting point of the next answer; advances the rotation as a lookup does. */
+  next(): number;
+  /** The records of the answer that starts at `start` (0 ≤ start < size). */
+  records(start: number): LocalRecord[];
+}
 
 function canonical(ip: string | undefined): string | undefined {
   return ip === undefined ? undefined : IP.tryParse(ip)?.toString();
@@ -254,19 +271,26 @@ export class NameTable {
 }
 
 function found(set: NameSet, qtype: number, net: Net): LookupResult {
-  return {
-    found: true,
-    records: rotate(set, qtype),
-    networkName: net.facts.name,
-    stable: set.eps.length <= 1,
+  const n = set.eps.length;
+  const records = recordsFrom(set, qtype, n > 1 ? nextTurn(set) : 0);
+  if (n <= 1) return { found: true, records, networkName: net.facts.name, stable: true };
+  const rotor: Rotor = {
+    size: n,
+    next: () => nextTurn(set),
+    records: (start) => recordsFrom(set, qtype, start),
   };
+  return { found: true, records, networkName: net.facts.name, stable: false, rotor };
 }
 
-function rotate(set: NameSet, qtype: number): LocalRecord[] {
+function nextTurn(set: NameSet): number {
+  const start = set.turn++ % set.eps.length;
+  if (set.turn > 1e9) set.turn = 0;
+  return start;
+}
+
+function recordsFrom(set: NameSet, qtype: number, start: number): LocalRecord[] {
   const eps = set.eps;
   const n = eps.length;
-  const start = n > 1 ? set.turn++ % n : 0;
-  if (set.turn > 1e9) set.turn = 0;
   const out: LocalRecord[] = [];
   const wantA = qtype === QTYPE.A || qtype === QTYPE.ANY;
   const wantAaaa = qtype === QTYPE.AAAA || qtype === QTYPE.ANY;

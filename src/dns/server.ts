@@ -10,7 +10,7 @@ import net from 'node:net';
 import { IP, Prefix } from '../netaddr/index.js';
 import type { Forwarder } from './forwarder.js';
 import { countAnswer, type DnsMetrics } from './metrics.js';
-import { NameTable } from './names.js';
+import { NameTable, type Rotor } from './names.js';
 import {
   QTYPE,
   RCODE,
@@ -64,13 +64,24 @@ interface Listener {
 /** The answers one source got, valid while the name table's version is `version`. */
 interface FastAsker {
   version: number;
-  /** Query bytes after the id (flags, counts, question, OPT) → the whole answer. */
-  answers: Map<string, Buffer>;
+  /** Query bytes after the id (flags, counts, question, OPT) → the encoded answers. */
+  answers: Map<string, FastAnswer>;
+}
+
+/**
+ * A remembered answer: one encoded message for a name with one holder; for a round-robin name,
+ * one per starting point of its rotation, picked by the name's shared {@link Rotor}.
+ */
+interface FastAnswer {
+  answers: Buffer[];
+  rotor?: Rotor;
 }
 
 /** Sources remembered per listener, and answers per source; past that the map starts over. */
 const FAST_SOURCES = 4096;
 const FAST_ANSWERS = 64;
+/** Round-robin names with more holders than this are answered by the full path each time. */
+const FAST_ROTATIONS = 32;
 
 // Answers go back to the query's source, always an address literal: these skip dns.lookup(),
 // which parses the address and defers through process.nextTick on every send.
@@ -212,8 +223,9 @@ export class DnsServer {
   /**
    * The common case without parsing: a source asking again exactly what it asked before (same
    * flags, question and EDNS record) while the name table has not changed gets a copy of the
-   * answer it got then, with its new id. Only local answers that do not rotate are remembered
-   * ({@link #remember}); everything else takes the full path.
+   * answer it got then, with its new id. Local answers are remembered ({@link #remember}); for a
+   * round-robin name every rotation is encoded once, and the name's rotor picks the next, so the
+   * order still changes on every query. Everything else takes the full path.
    */
   #fastAnswer(msg: Buffer, src: string, l: Listener): Buffer | undefined {
     const f = l.fast.get(src);
@@ -222,8 +234,9 @@ export class DnsServer {
       l.fast.delete(src);
       return undefined;
     }
-    const t = f.answers.get(msg.toString('latin1', 2));
-    if (t === undefined) return undefined;
+    const e = f.answers.get(msg.toString('latin1', 2));
+    if (e === undefined) return undefined;
+    const t = e.rotor === undefined ? e.answers[0]! : e.answers[e.rotor.next()]!;
     const out = Buffer.allocUnsafe(t.length);
     t.copy(out, 0);
     out[0] = msg[0]!;
@@ -234,7 +247,7 @@ export class DnsServer {
     return out;
   }
 
-  #remember(l: Listener, src: string, query: Buffer, answer: Buffer): void {
+  #remember(l: Listener, src: string, query: Buffer, answer: FastAnswer): void {
     const version = this.#deps.table.version;
     let f = l.fast.get(src);
     if (f === undefined || f.version !== version) {
@@ -243,7 +256,7 @@ export class DnsServer {
       l.fast.set(src, f);
     }
     if (f.answers.size >= FAST_ANSWERS) f.answers.clear();
-    f.answers.set(query.toString('latin1', 2), Buffer.from(answer));
+    f.answers.set(query.toString('latin1', 2), answer);
   }
 
   #allowed(l: Listener, src: string): boolean {
@@ -299,7 +312,21 @@ export class DnsServer {
             ttl: LOCAL_TTL,
             limit,
           });
-          if (r.stable && transport === 'udp') this.#remember(l, src, msg, answer);
+          if (transport === 'udp') {
+            if (r.rotor === undefined) {
+              this.#remember(l, src, msg, { answers: [Buffer.from(answer)] });
+            } else if (r.rotor.size <= FAST_ROTATIONS) {
+              const rotor = r.rotor;
+              const answers: Buffer[] = [];
+              for (let k = 0; k < rotor.size; k++) {
+                const records = rotor.records(k);
+                answers.push(
+                  buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }),
+                );
+              }
+              this.#remember(l, src, msg, { answers, rotor });
+            }
+          }
           send(answer);
           return;
         }

@@ -4,7 +4,7 @@
  * synchronous; listeners come and go with networks.
  */
 import { Forwarder, type ForwarderOptions } from './forwarder.js';
-import { newMetrics, type DnsMetrics } from './metrics.js';
+import { LATENCY_BUCKETS_MS, newMetrics, type DnsMetrics } from './metrics.js';
 import { NameTable, type NameEndpoint } from './names.js';
 import { ResolvConfWatcher } from './resolv-conf.js';
 import { DnsServer } from './server.js';
@@ -35,6 +35,8 @@ export interface DnsServiceOptions {
 /** What {@link DnsService.stats} reports. */
 export interface DnsStats {
   metrics: DnsMetrics;
+  /** Upper bounds (ms) of the forward-latency buckets; the last bucket counts everything above. */
+  latencyBucketsMs: readonly number[];
   upstreams: Record<string, { down: boolean; srttMs: number }>;
   cacheEntries: number;
   endpoints: number;
@@ -87,6 +89,7 @@ export class DnsService {
   stats(): DnsStats {
     return {
       metrics: this.#metrics,
+      latencyBucketsMs: LATENCY_BUCKETS_MS,
       upstreams: this.#forwarder.health.snapshot(),
       cacheEntries: this.#forwarder.cacheSize,
       endpoints: this.#table.endpointCount,

@@ -280,6 +280,7 @@ async function main(): Promise<void> {
     doctor,
     policy,
     services: controller,
+    dnsMetrics: () => dns.stats(),
   });
   const { listeners, audit } = await openApi(handler, cfg.api, log);
   log('info', `cnmd ${VERSION} ready; audit log ${audit.path}`);

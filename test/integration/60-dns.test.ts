@@ -429,6 +429,26 @@ test('embedded DNS on user-defined bridges', { skip: skipUnlessRoot(), timeout: 
       ]);
       void SERVFAIL;
     });
+
+    await t.test(
+      'GET /cnm/dns/metrics counts queries, answers by rcode and forwarding',
+      async () => {
+        const before = (await a.get('/cnm/dns/metrics')).body;
+        assert.ok(before.metrics.queries.udp > 0);
+        assert.ok(before.metrics.answers.FORMERR >= 3, JSON.stringify(before.metrics.answers));
+        assert.ok(before.metrics.forwarded > 0 && before.metrics.forwardLatencyMs.count > 0);
+        assert.equal(
+          before.metrics.forwardLatencyMs.buckets.length,
+          before.latencyBucketsMs.length + 1,
+        );
+        await one(c1, GW1, 'web');
+        await one(c1, GW1, 'web');
+        const after = (await a.get('/cnm/dns/metrics')).body;
+        assert.equal(after.metrics.queries.udp - before.metrics.queries.udp, 2);
+        assert.equal(after.metrics.local - before.metrics.local, 2);
+        assert.equal(after.metrics.answers.NOERROR - before.metrics.answers.NOERROR, 2);
+      },
+    );
   }),
 );
 

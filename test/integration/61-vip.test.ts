@@ -45,6 +45,28 @@ while True:
     c.close()
 `;
 
+/** SERVER_PY on a dual-stack socket: IPv6 connections answered with the IPv6 address. */
+const SERVER6_PY = SERVER_PY.replace(
+  's = socket.socket();',
+  's = socket.socket(socket.AF_INET6); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0);',
+).replace('("0.0.0.0", ', '("::", ');
+
+/** Asks `server` for `name` AAAA over UDP; prints the addresses in answer order. */
+const DIG6_PY = String.raw`
+import json, random, socket, struct, sys
+srv, name = sys.argv[1], sys.argv[2]; i = random.randint(0, 65535)
+m = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0)
+for l in name.split("."): m += bytes([len(l)]) + l.encode()
+m += b"\0" + struct.pack("!HH", 28, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.sendto(m, (srv, 53))
+r = s.recv(4096); an = struct.unpack("!H", r[6:8])[0]; o = len(m); out = []
+for _ in range(an):
+    o += 2; t, c, ttl, ln = struct.unpack("!HHIH", r[o:o + 10]); o += 10
+    if t == 28: out.append(socket.inet_ntop(socket.AF_INET6, r[o:o + ln]))
+    o += ln
+print(json.dumps({"rcode": r[3] & 15, "answers": out}))
+`;
+
 /** Opens `n` connections to `ip:PORT` one after another; prints `{address: count, "error": k}`. */
 const CLIENT_PY = String.raw`
 import json, socket, sys
@@ -103,6 +125,7 @@ async function cli(w: World, args: string[]): Promise<string> {
 interface ServiceJson {
   ID: string;
   VirtualIP: string;
+  VirtualIPv6: string;
   Running: number;
   Tasks: { Name: string; IPAddress: string; Status: string }[];
 }
@@ -137,6 +160,26 @@ test(
         Name: 'n1',
         IPAM: { Config: [{ Subnet: '10.63.0.0/24', Gateway: GW }] },
       });
+      // Dual stack, made first: IPv6 forwarding, once on, gives every interface an anycast route,
+      // which the host snapshot below must already hold.
+      await createNetwork(a, {
+        Name: 'n6',
+        EnableIPv6: true,
+        IPAM: {
+          Config: [
+            { Subnet: '10.64.0.0/24', Gateway: '10.64.0.1' },
+            { Subnet: 'fd64::/64', Gateway: 'fd64::1' },
+          ],
+        },
+      });
+      // Its client comes first too: the bridge's link-local address appears with its first port.
+      const c6 = served(
+        await runContainer(a, {
+          Name: 'client6',
+          Cmd: ['sleep', '600'],
+          Networks: [{ Name: 'n6' }],
+        }),
+      );
       const client = served(
         await runContainer(a, {
           Name: 'client',
@@ -265,13 +308,91 @@ test(
         assert.match(ls, /web\s+dnsrr\s+2\/2\s+n1/);
       });
 
+      await t.test('a network with a service cannot be removed, even at 0 replicas', async () => {
+        await createNetwork(a, { Name: 'n0', IPAM: { Config: [{ Subnet: '10.65.0.0/24' }] } });
+        await cli(w, [
+          'service',
+          'create',
+          '--name',
+          'idle',
+          '--replicas',
+          '0',
+          '--network',
+          'n0',
+          '--',
+          'sleep',
+          '600',
+        ]);
+        const vip0 = (await service(w, 'idle')).VirtualIP;
+        const rm = await a.delete('/networks/n0');
+        assert.equal(rm.status, 403, rm.text);
+        assert.match(rm.body.message, /is in use by service "idle"/);
+        // Nothing was taken away: the VIP still answers in DNS.
+        assert.equal((await service(w, 'idle')).VirtualIP, vip0);
+        await cli(w, ['service', 'rm', 'idle']);
+        assert.equal((await a.delete('/networks/n0')).status, 204);
+      });
+
+      await t.test(
+        'dual stack: an IPv6 VIP too, AAAA answer, IPv6 connections spread',
+        async () => {
+          await cli(w, [
+            'service',
+            'create',
+            '--name',
+            'api6',
+            '--replicas',
+            '3',
+            '--network',
+            'n6',
+            '--',
+            PY,
+            '-c',
+            SERVER6_PY,
+          ]);
+          await waitListening(w, 'api6');
+          const s6 = await service(w, 'api6');
+          assert.match(s6.VirtualIP, /^10\.64\.0\.\d+$/);
+          assert.match(s6.VirtualIPv6, /^fd64::[0-9a-f:]+$/);
+          const r = await exec(c6.ns, [PY, '-c', DIG6_PY, '10.64.0.1', 'api6'], {
+            timeoutMs: 10_000,
+          });
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(JSON.parse(r.stdout).answers, [s6.VirtualIPv6]);
+          const v6 = await Promise.all(
+            s6.Tasks.map(
+              async (x) =>
+                (await a.get(`/cnm/containers/${x.Name}/json`)).body.NetworkSettings.Networks.n6
+                  .GlobalIPv6Address as string,
+            ),
+          );
+          const counts = await connections(c6, s6.VirtualIPv6, 300);
+          assert.deepEqual(Object.keys(counts).sort(), [...v6].sort(), JSON.stringify(counts));
+          for (const ip of v6) {
+            assert.ok(Math.abs(counts[ip]! - 100) <= 15, `${ip}: ${JSON.stringify(counts)}`);
+          }
+          // The IPv4 VIP of the same service still spreads too.
+          const c4 = await connections(c6, s6.VirtualIP, 30);
+          assert.equal(c4['error'], undefined, JSON.stringify(c4));
+          assert.equal(Object.keys(c4).length, 3, JSON.stringify(c4));
+          // A replica reaching its own IPv6 VIP: masqueraded (hairpin6), answered every time.
+          const r1 = served((await a.get('/cnm/containers/api6.1/json')).body);
+          const self6 = (await a.get('/cnm/containers/api6.1/json')).body.NetworkSettings.Networks
+            .n6.GlobalIPv6Address as string;
+          const own = await connections(r1, s6.VirtualIPv6, 30);
+          assert.equal(own['error'], undefined, JSON.stringify(own));
+          assert.equal(own[self6], 10, `landed on itself: ${JSON.stringify(own)}`);
+          await cli(w, ['service', 'rm', 'api6']);
+        },
+      );
+
       await t.test('removing the services leaves the host as it was', async () => {
         assert.equal(await cli(w, ['service', 'rm', 'api', 'web']), 'api\nweb\n');
         assert.equal((await a.get('/cnm/services')).body.length, 0);
         const left = (
           (await a.get('/cnm/containers/json?all=1')).body as { Names: string[] }[]
         ).map((c) => c.Names[0]);
-        assert.deepEqual(left, ['/client']);
+        assert.deepEqual(left.sort(), ['/client', '/client6']);
         assert.deepEqual(await resolve(client, 'api', 3), []); // NXDOMAIN
         await waitHostSettled(w);
         const after = withoutPids(await snapshotHost(w), [d.pid]);

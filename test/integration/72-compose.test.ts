@@ -13,6 +13,7 @@ import {
   REPO_ROOT,
   api,
   cnm,
+  exec,
   httpGet,
   skipUnlessRoot,
   snapshotHost,
@@ -20,10 +21,57 @@ import {
   tcpConnect,
   withWorld,
 } from './harness.js';
-import { assertSameHost, createNetwork, served, until, waitHostSettled } from './workload.js';
+import { PY, assertSameHost, createNetwork, served, until, waitHostSettled } from './workload.js';
 
 const FILE = path.join(REPO_ROOT, 'examples/microservices/compose.yaml');
 const SERVICES = ['gateway', 'svc-a', 'svc-b', 'db'];
+const RPORT = 8080;
+
+/** A replica: answers each TCP connection on RPORT with the address it was accepted on. */
+const REPLICA_PY = String.raw`
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", ${RPORT})); s.listen(1024)
+while True:
+    c, _ = s.accept()
+    try: c.sendall(c.getsockname()[0].encode())
+    except OSError: pass
+    c.close()
+`;
+
+/** `n` connections to `ip:RPORT`, one after another; prints `{address: count, "error": k}`. */
+const CONNECT_PY = String.raw`
+import json, socket, sys
+ip, n = sys.argv[1], int(sys.argv[2]); out = {}
+for _ in range(n):
+    try:
+        c = socket.create_connection((ip, ${RPORT}), timeout=2); d = b""
+        while True:
+            b = c.recv(64)
+            if not b: break
+            d += b
+        c.close(); k = d.decode() or "empty"
+    except OSError:
+        k = "error"
+    out[k] = out.get(k, 0) + 1
+print(json.dumps(out))
+`;
+
+/** Asks `server` for `name` A over UDP; prints the addresses in answer order. */
+const DIG_PY = String.raw`
+import json, random, socket, struct, sys
+srv, name = sys.argv[1], sys.argv[2]; i = random.randint(0, 65535)
+m = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0)
+for l in name.split("."): m += bytes([len(l)]) + l.encode()
+m += b"\0" + struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.sendto(m, (srv, 53))
+r = s.recv(4096); an = struct.unpack("!H", r[6:8])[0]; o = len(m); out = []
+for _ in range(an):
+    o += 2; t, c, ttl, ln = struct.unpack("!HHIH", r[o:o + 10]); o += 10
+    if t == 1: out.append(socket.inet_ntoa(r[o:o + ln]))
+    o += ln
+print(json.dumps(out))
+`;
 
 test(
   'compose: up/ps/down of the microservices example, probes, no leftovers',
@@ -166,6 +214,77 @@ test(
         assert.doesNotMatch(ext.stderr, /Network/);
         const tool = (await a.get('/cnm/containers/ext-tool-1/json')).body;
         assert.deepEqual(Object.keys(tool.NetworkSettings.Networks), ['shared']);
+      });
+
+      await t.test('deploy.replicas: a VIP service and a dnsrr service', async () => {
+        const file = path.join(w.dir, 'replicas.yaml');
+        const server = path.join(w.dir, 'replica.py');
+        await writeFile(server, REPLICA_PY);
+        await writeFile(
+          file,
+          [
+            'services:',
+            '  api:',
+            `    command: [${PY}, ${server}]`,
+            '    deploy: { replicas: 3 }',
+            '  web:',
+            '    command: sleep 600',
+            '    deploy: { replicas: 2, endpoint_mode: dnsrr }',
+            '  client:',
+            '    command: sleep 600',
+            '',
+          ].join('\n'),
+        );
+        const up = await cnm(w, ['compose', '-f', file, '-p', 'rep', 'up', '-d']);
+        assert.equal(up.code, 0, up.stderr);
+        assert.match(up.stderr, /^ Service rep_api {2}Created \(3 replicas\)$/m);
+        assert.match(up.stderr, /^ Service rep_web {2}Created \(2 replicas\)$/m);
+        const api = (await a.get('/cnm/services/rep_api')).body;
+        const web = (await a.get('/cnm/services/rep_web')).body;
+        assert.equal(api.EndpointMode, 'vip');
+        assert.equal(api.Running, 3);
+        assert.equal(web.EndpointMode, 'dnsrr');
+        assert.equal(web.VirtualIP, '');
+        const client = served((await a.get('/cnm/containers/rep-client-1/json')).body);
+        const gw = client.gw['rep_default']!;
+        const dig = async (name: string): Promise<string[]> => {
+          const r = await exec(client.ns, [PY, '-c', DIG_PY, gw, name], { timeoutMs: 10_000 });
+          assert.equal(r.code, 0, r.stderr);
+          return JSON.parse(r.stdout) as string[];
+        };
+        // The Compose service name resolves to the VIP; connections spread over the replicas.
+        assert.deepEqual(await dig('api'), [api.VirtualIP]);
+        for (const task of api.Tasks as { Name: string }[]) {
+          const ns = (await a.get(`/cnm/containers/${task.Name}/json`)).body.NetworkSettings
+            .SandboxKey as string;
+          await until(`${task.Name} to listen`, () => tcpConnect(ns, '127.0.0.1', RPORT, 1000));
+        }
+        const r = await exec(client.ns, [PY, '-c', CONNECT_PY, api.VirtualIP, '300'], {
+          timeoutMs: 60_000,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        const counts = JSON.parse(r.stdout) as Record<string, number>;
+        const replicas = (api.Tasks as { IPAddress: string }[]).map((x) => x.IPAddress).sort();
+        assert.deepEqual(Object.keys(counts).sort(), replicas, JSON.stringify(counts));
+        for (const ip of replicas) {
+          assert.ok(Math.abs(counts[ip]! - 100) <= 15, `${ip}: ${JSON.stringify(counts)}`);
+        }
+        // dnsrr: every replica's address under the service name.
+        const webIps = (web.Tasks as { IPAddress: string }[]).map((x) => x.IPAddress).sort();
+        assert.deepEqual([...(await dig('web'))].sort(), webIps);
+        const ps = await cnm(w, ['compose', '-p', 'rep', 'ps', '--services']);
+        assert.deepEqual(ps.stdout.trim().split('\n').sort(), ['api', 'client', 'web']);
+        // up again: nothing new.
+        const again = await cnm(w, ['compose', '-f', file, '-p', 'rep', 'up', '-d']);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stderr, /^ Service rep_api {2}Running$/m);
+
+        const down = await cnm(w, ['compose', '-f', file, '-p', 'rep', 'down', '-t', '1']);
+        assert.equal(down.code, 0, down.stderr);
+        assert.match(down.stderr, /^ Service rep_api {2}Removed$/m);
+        assert.match(down.stderr, /^ Service rep_web {2}Removed$/m);
+        assert.match(down.stderr, /^ Network rep_default {2}Removed$/m);
+        assert.deepEqual((await a.get('/cnm/services')).body, []);
       });
 
       await t.test('down removes the project and nothing else; host as before', async () => {

@@ -19,7 +19,7 @@ function servicesApi(deps: RouteDeps): ServiceApi {
 
 /**
  * Turns a `POST /cnm/services/create` body into the request:
- * `{Name, Network, Replicas, EndpointMode, Cmd, Env, Labels}`.
+ * `{Name, Network, Replicas, EndpointMode, Cmd, Env, Labels, Aliases}`.
  * @throws InvalidError naming the first field of the wrong type
  */
 export function parseServiceCreate(body: unknown): ServiceCreateRequest {
@@ -45,6 +45,8 @@ export function parseServiceCreate(body: unknown): ServiceCreateRequest {
   if (env !== undefined) req.env = env;
   const labels = b.stringMap('Labels');
   if (labels !== undefined) req.labels = labels;
+  const aliases = b.stringArray('Aliases');
+  if (aliases !== undefined) req.aliases = aliases;
   return req;
 }
 
@@ -58,8 +60,11 @@ export function toWireService(v: ServiceView): Record<string, unknown> {
     Network: v.network,
     EndpointMode: v.endpointMode,
     VirtualIP: v.vip,
+    VirtualIPv6: v.vip6,
     Replicas: v.replicas,
     Running: v.running,
+    Labels: v.labels,
+    Aliases: v.aliases,
     Tasks: v.tasks.map((t) => ({
       ID: t.id,
       Name: t.name,

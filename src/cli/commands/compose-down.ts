@@ -1,16 +1,18 @@
 /**
- * `cnm compose down`: stops and removes the project's containers (dependents first when the
- * file is at hand), then removes the networks the project created. Found by the
+ * `cnm compose down`: removes the project's services (`deploy.replicas`), stops and removes its
+ * containers (dependents first when the file is at hand), then removes the networks the project
+ * created. Found by the
  * `com.docker.compose.project` label, so it also works with `-p` alone; external networks are
  * never removed. Goes on past failures and exits 1 if any.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { WireContainerSummary, WireNetwork } from '../../api/wire.js';
-import { CliError } from '../client.js';
+import { CliError, DaemonError } from '../client.js';
 import { LABELS, projectFilter } from '../compose/requests.js';
 import type { Act, CliContext } from '../context.js';
 import { projectOf, type ComposeGlobalOptions } from './compose-project.js';
 import { containerRequests } from './run.js';
+import type { WireService } from './service.js';
 
 function seconds(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('Expected a non-negative number of seconds');
@@ -38,6 +40,24 @@ export function composeDownCommand(ctx: CliContext, act: Act): Command {
             failed = true;
           }
         };
+
+        // Services (deploy.replicas) first: removing one removes its replicas and its VIP.
+        const services = await client
+          .json<WireService[]>({ method: 'GET', path: '/cnm/services' })
+          .catch((err: unknown) => {
+            // A daemon without services (503) has none to remove.
+            if (err instanceof DaemonError && err.status === 503) return [];
+            throw err;
+          });
+        for (const sv of services.filter((x) => x.Labels?.[LABELS.project] === name)) {
+          await attempt(`Service ${sv.Name}`, async () => {
+            await client.json<unknown>({
+              method: 'DELETE',
+              path: `/cnm/services/${encodeURIComponent(sv.ID)}`,
+            });
+            ctx.err.write(` Service ${sv.Name}  Removed\n`);
+          });
+        }
 
         const containers = await client.json<WireContainerSummary[]>({
           method: 'GET',

@@ -8,12 +8,20 @@ import { Command } from 'commander';
 import type { IncomingMessage } from 'node:http';
 import type { WireContainer, WireNetwork } from '../../api/wire.js';
 import { CliError, DaemonError, type ApiClient } from '../client.js';
-import type { ComposeNetwork } from '../compose/model.js';
-import { LABELS, containerCreateBody, networkCreateBody } from '../compose/requests.js';
+import type { ComposeNetwork, ComposeProject, ComposeService } from '../compose/model.js';
+import {
+  LABELS,
+  containerCreateBody,
+  networkCreateBody,
+  serviceCreateBody,
+  serviceName,
+  type ProjectSource,
+} from '../compose/requests.js';
 import type { Act, CliContext } from '../context.js';
 import { writeOut } from '../frames.js';
 import { loadProject, type ComposeGlobalOptions } from './compose-project.js';
 import { containerRequests } from './run.js';
+import type { WireService } from './service.js';
 
 async function getOrUndefined<T>(client: ApiClient, p: string): Promise<T | undefined> {
   try {
@@ -52,6 +60,47 @@ async function ensureNetwork(ctx: CliContext, project: string, n: ComposeNetwork
     body: networkCreateBody(project, n),
   });
   ctx.err.write(` Network ${n.name}  Created\n`);
+}
+
+/**
+ * A service with `deploy.replicas`: creates its cnm service, or scales an existing one of the
+ * project to the file's count. Returns the replicas to follow.
+ */
+async function ensureService(
+  ctx: CliContext,
+  p: ComposeProject,
+  s: ComposeService,
+  src: ProjectSource,
+): Promise<{ name: string; id: string }[]> {
+  const client = ctx.client();
+  const name = serviceName(p.name, s.name);
+  const path = `/cnm/services/${encodeURIComponent(name)}`;
+  let sv = await getOrUndefined<WireService>(client, path);
+  if (sv !== undefined && sv.Name !== name) sv = undefined;
+  if (sv !== undefined && sv.Labels?.[LABELS.project] !== p.name) {
+    throw new CliError(
+      `service name "${name}" is already in use by a service outside project "${p.name}"`,
+    );
+  }
+  const want = s.deploy?.replicas ?? 1;
+  if (sv === undefined) {
+    sv = await client.json<WireService>({
+      method: 'POST',
+      path: '/cnm/services/create',
+      body: serviceCreateBody(p, s, src),
+    });
+    ctx.err.write(` Service ${name}  Created (${want} replicas)\n`);
+  } else if (sv.Replicas !== want) {
+    sv = await client.json<WireService>({
+      method: 'POST',
+      path: `${path}/scale`,
+      body: { Replicas: want },
+    });
+    ctx.err.write(` Service ${name}  Scaled to ${want}\n`);
+  } else {
+    ctx.err.write(` Service ${name}  Running\n`);
+  }
+  return (sv.Tasks ?? []).map((t) => ({ name: t.Name, id: t.ID }));
 }
 
 /** Copies a log stream to `out`, each line prefixed, a partial last line flushed at the end. */
@@ -131,6 +180,10 @@ export function composeUpCommand(ctx: CliContext, act: Act): Command {
         for (const n of project.networks) await ensureNetwork(ctx, project.name, n);
         const started: { name: string; id: string }[] = [];
         for (const s of project.services) {
+          if (s.deploy !== undefined) {
+            started.push(...(await ensureService(ctx, project, s, loaded)));
+            continue;
+          }
           let view = await getOrUndefined<WireContainer>(
             client,
             `/cnm/containers/${encodeURIComponent(s.containerName)}/json`,

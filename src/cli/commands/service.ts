@@ -18,6 +18,8 @@ export interface WireService {
   VirtualIP: string;
   Replicas: number;
   Running: number;
+  Labels?: Record<string, string>;
+  Tasks?: { ID: string; Name: string; Status: string; IPAddress: string }[];
 }
 
 const path = (name: string) => `/cnm/services/${encodeURIComponent(name)}`;

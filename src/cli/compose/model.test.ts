@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ComposeError, interpolate, loadCompose, projectNameOf, splitCommand } from './model.js';
-import { LABELS, containerCreateBody, networkCreateBody } from './requests.js';
+import { LABELS, containerCreateBody, networkCreateBody, serviceCreateBody } from './requests.js';
 
 const opts = { projectDir: '/srv/My App', env: {} as Record<string, string | undefined> };
 const load = (text: string, env: Record<string, string | undefined> = {}) =>
@@ -242,5 +242,67 @@ describe('compose requests', () => {
     );
     assert.deepEqual(p.services.find((s) => s.name === 'gateway')!.ports, ['8080:80']);
     assert.equal(p.networks.find((n) => n.key === 'backend')!.internal, true);
+  });
+
+  it('deploy.replicas makes a cnm service: vip by default, dnsrr on request', () => {
+    const p = load(
+      [
+        'name: shop',
+        'services:',
+        '  api:',
+        '    command: sleep 600',
+        '    labels: { tier: back }',
+        '    deploy: { replicas: 3, resources: { limits: { cpus: "1" } } }',
+        '  web:',
+        '    command: sleep 600',
+        '    networks: { front: { aliases: [www] } }',
+        '    deploy: { replicas: 2, endpoint_mode: dnsrr }',
+        '  one:',
+        '    command: sleep 600',
+        '    deploy: { restart_policy: { condition: any } }',
+        'networks: { front: {} }',
+      ].join('\n'),
+    );
+    const by = (n: string) => p.services.find((s) => s.name === n)!;
+    assert.deepEqual(by('api').deploy, { replicas: 3, endpointMode: 'vip' });
+    assert.deepEqual(by('web').deploy, { replicas: 2, endpointMode: 'dnsrr' });
+    assert.equal(by('one').deploy, undefined, 'no replicas: a plain container');
+    assert.ok(p.notices.some((n) => /deploy\.resources ignored/.test(n)));
+    const src = { configFile: '/srv/compose.yaml', workingDir: '/srv' };
+    const api = serviceCreateBody(p, by('api'), src);
+    assert.equal(api['Name'], 'shop_api');
+    assert.equal(api['Network'], 'shop_default');
+    assert.equal(api['Replicas'], 3);
+    assert.equal(api['EndpointMode'], 'vip');
+    assert.deepEqual(api['Aliases'], ['api']);
+    const labels = api['Labels'] as Record<string, string>;
+    assert.equal(labels[LABELS.project], 'shop');
+    assert.equal(labels['tier'], 'back');
+    const web = serviceCreateBody(p, by('web'), src);
+    assert.deepEqual([web['Network'], web['EndpointMode']], ['shop_front', 'dnsrr']);
+    assert.deepEqual(web['Aliases'], ['web', 'www']);
+  });
+
+  it('deploy.replicas refuses what replicas cannot share', () => {
+    const svc = (extra: string) =>
+      `services:\n  a:\n    command: sleep 1\n    deploy: { replicas: 2 }\n${extra}networks: { x: {}, y: {} }\n`;
+    refuses(
+      svc('    ports: ["80:80"]\n'),
+      /services\.a\.ports: cannot be combined with deploy\.replicas/,
+    );
+    refuses(svc('    container_name: c\n'), /container_name: cannot be combined/);
+    refuses(svc('    networks: [x, y]\n'), /deploy\.replicas needs exactly one network/);
+    refuses(
+      'services:\n  a:\n    command: sleep 1\n    deploy: { replicas: -1 }\n',
+      /deploy\.replicas: must be an integer from 0 to 256/,
+    );
+    refuses(
+      'services:\n  a:\n    command: sleep 1\n    deploy: { replicas: 1, endpoint_mode: lb }\n',
+      /endpoint_mode: "lb" is not supported/,
+    );
+    refuses(
+      'services:\n  a:\n    command: sleep 1\n    deploy: { mode: global }\n',
+      /deploy\.mode: "global" is not supported/,
+    );
   });
 });

@@ -72,6 +72,11 @@ export interface ComposeService {
   macAddress?: string;
   /** Services started before this one. */
   dependsOn: string[];
+  /**
+   * `deploy.replicas` was given: the service runs as a cnm service of that many replicas on its
+   * one network, reached through a VIP (`vip`, the default) or DNS round robin (`dnsrr`).
+   */
+  deploy?: { replicas: number; endpointMode: 'vip' | 'dnsrr' };
 }
 
 /** A validated project. */
@@ -124,6 +129,7 @@ const SERVICE_KEYS = new Set([
   'network_mode',
   'container_name',
   'mac_address',
+  'deploy',
 ]);
 /** Keys with no meaning for processes on the host filesystem: ignored with a notice. */
 const SERVICE_IGNORED: Record<string, string> = {
@@ -148,7 +154,6 @@ const SERVICE_REFUSED: Record<string, string> = {
   extra_hosts: 'not supported by cnm',
   env_file: 'not supported by cnm; use environment',
   profiles: 'profiles are not supported by cnm',
-  deploy: 'swarm deployment is not supported by cnm',
   scale: 'cnm runs one container per service',
   user: 'cnm runs processes as the daemon user',
   privileged: 'not supported by cnm',
@@ -176,6 +181,19 @@ const NETWORK_KEYS = new Set([
   'name',
 ]);
 const IPAM_KEYS = new Set(['driver', 'config', 'options']);
+/** `deploy` keys cnm acts on. */
+const DEPLOY_KEYS = new Set(['replicas', 'endpoint_mode', 'mode']);
+/** `deploy` keys with no meaning here: ignored with a notice. */
+const DEPLOY_IGNORED: Record<string, string> = {
+  resources: 'cnm sets no resource limits',
+  restart_policy: 'cnm has no restart policies',
+  placement: 'cnm runs every replica on this host',
+  update_config: 'cnm has no rolling updates',
+  rollback_config: 'cnm has no rolling updates',
+  labels: 'cnm services carry the service labels only',
+};
+/** Most replicas a cnm service may have (the daemon checks too). */
+const MAX_REPLICAS = 256;
 const POOL_KEYS = new Set(['subnet', 'ip_range', 'gateway', 'aux_addresses']);
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const PROJECT_RE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -625,7 +643,63 @@ function parseService(
     }
     svc.networkMode = mode;
   }
+  const deploy = parseDeploy(o['deploy'], `${where}.deploy`, notices);
+  if (deploy !== undefined) {
+    // Replicas are N containers the daemon makes from a command, environment and labels, on one
+    // network and with no host port; per-container settings have nowhere to go.
+    for (const k of [
+      'container_name',
+      'ports',
+      'mac_address',
+      'network_mode',
+      'hostname',
+      'working_dir',
+      'dns',
+      'dns_search',
+      'dns_opt',
+      'sysctls',
+    ] as const) {
+      if (o[k] !== undefined && o[k] !== null) {
+        fail(`${where}.${k}`, 'cannot be combined with deploy.replicas');
+      }
+    }
+    svc.deploy = deploy;
+  }
   return svc;
+}
+
+function parseDeploy(
+  v: unknown,
+  where: string,
+  notices: string[],
+): ComposeService['deploy'] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = expectObj(v, where);
+  for (const k of Object.keys(o)) {
+    const why = DEPLOY_IGNORED[k];
+    if (why !== undefined) notices.push(`${where}.${k} ignored: ${why}`);
+  }
+  checkKeys(o, where, new Set([...DEPLOY_KEYS, ...Object.keys(DEPLOY_IGNORED)]));
+  const mode = optString(o['mode'], `${where}.mode`);
+  if (mode !== undefined && mode !== 'replicated') {
+    fail(`${where}.mode`, `"${mode}" is not supported by cnm (only replicated)`);
+  }
+  const em = optString(o['endpoint_mode'], `${where}.endpoint_mode`) ?? 'vip';
+  if (em !== 'vip' && em !== 'dnsrr') {
+    fail(`${where}.endpoint_mode`, `"${em}" is not supported (use vip or dnsrr)`);
+  }
+  const r = o['replicas'];
+  if (r === undefined || r === null) {
+    // Without replicas, deploy changes nothing: one plain container as before.
+    if (o['endpoint_mode'] !== undefined) {
+      notices.push(`${where}.endpoint_mode ignored: it needs deploy.replicas`);
+    }
+    return undefined;
+  }
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r > MAX_REPLICAS) {
+    fail(`${where}.replicas`, `must be an integer from 0 to ${MAX_REPLICAS}`);
+  }
+  return { replicas: r, endpointMode: em };
 }
 
 /** Dependencies first; ties keep declaration order. */
@@ -745,6 +819,18 @@ function load(text: string, opts: LoadOptions): ComposeProject {
         if (ipv6Address !== undefined) out.ipv6Address = ipv6Address;
         return out;
       });
+    if (s.deploy !== undefined) {
+      if (s.networks.length !== 1) {
+        fail(`services.${s.name}.networks`, 'deploy.replicas needs exactly one network');
+      }
+      const n = s.networks[0]!;
+      if (n.ipv4Address !== undefined || n.ipv6Address !== undefined) {
+        fail(
+          `services.${s.name}.networks.${n.key}`,
+          'fixed addresses cannot be combined with deploy.replicas',
+        );
+      }
+    }
   }
   if (used.has('default') && !declared.has('default')) {
     declared.set('default', parseNetwork('default', null, project));

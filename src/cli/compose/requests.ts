@@ -99,6 +99,43 @@ export function containerCreateBody(
   return body;
 }
 
+/**
+ * The `POST /cnm/services/create` body of a service with `deploy.replicas`: a cnm service named
+ * `<project>_<service>` (as `docker stack deploy` names it) on the service's one network, with the
+ * service name and the file's aliases as names of its VIP (`vip`) or of every replica (`dnsrr`).
+ * Replicas carry the project labels, so `ps` and `down` find them.
+ */
+export function serviceCreateBody(
+  p: ComposeProject,
+  s: ComposeService,
+  src: ProjectSource,
+): Record<string, unknown> {
+  const n = s.networks[0];
+  const netName = p.networks.find((x) => x.key === n?.key)?.name ?? n?.key ?? '';
+  return {
+    Name: serviceName(p.name, s.name),
+    Network: netName,
+    Replicas: s.deploy?.replicas ?? 1,
+    EndpointMode: s.deploy?.endpointMode ?? 'vip',
+    Aliases: [s.name, ...(n?.aliases ?? []).filter((a) => a !== s.name)],
+    Cmd: [...s.command],
+    Env: [...s.environment],
+    Labels: {
+      ...s.labels,
+      [LABELS.project]: p.name,
+      [LABELS.service]: s.name,
+      [LABELS.oneoff]: 'False',
+      [LABELS.configFiles]: src.configFile,
+      [LABELS.workingDir]: src.workingDir,
+    },
+  };
+}
+
+/** The cnm service name of a Compose service with replicas: `<project>_<service>`. */
+export function serviceName(project: string, service: string): string {
+  return `${project}_${service.replace(/\./g, '-')}`;
+}
+
 /** The `filters` query selecting everything of `project` (containers or networks). */
 export function projectFilter(project: string): string {
   return JSON.stringify({ label: { [`${LABELS.project}=${project}`]: true } });

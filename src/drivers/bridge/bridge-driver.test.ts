@@ -139,3 +139,38 @@ test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() un
   assert.equal(await kernel.linkGet('vethcd1'), undefined);
   assert.equal(kernel.nftScripts.at(-1), pin.replaceAll('add element', 'delete element'));
 });
+
+test('setVip() rolls a new VIP back when its address cannot be added, then works again', async () => {
+  const { kernel, d, net } = setup();
+  await d.init();
+  const n = net('');
+  await d.ensureNetwork(n);
+  const vip = { serviceId: 'cd'.repeat(32), vip: '10.9.0.200', backends: ['10.9.0.2'] };
+  const hasAddr = async () =>
+    (await kernel.addrList()).some((a) => a.address === '10.9.0.200' && a.prefixLen === 32);
+  kernel.failNext('addrAdd', 'EPERM');
+  await assert.rejects(d.setVip(n, vip), /EPERM/);
+  assert.match(kernel.nftScripts.at(-1) ?? '', /delete chain inet cnm svc_cdcdcdcdcdcd/);
+  assert.equal(await hasAddr(), false);
+  // Nothing remembered: the next call is a fresh VIP again, address and chain.
+  await d.setVip(n, vip);
+  assert.equal(await hasAddr(), true);
+  assert.match(kernel.nftScripts.at(-1) ?? '', /add chain inet cnm svc_cdcdcdcdcdcd/);
+});
+
+test('setVip() takes the new address away again when the nft batch fails', async () => {
+  const { kernel, d, net } = setup();
+  await d.init();
+  const n = net('');
+  await d.ensureNetwork(n);
+  const vip = { serviceId: 'ef'.repeat(32), vip: '10.9.0.201', backends: [] };
+  kernel.failNext('nftRun', 'EINVAL');
+  await assert.rejects(d.setVip(n, vip), /EINVAL/);
+  assert.equal(
+    (await kernel.addrList()).some((a) => a.address === '10.9.0.201'),
+    false,
+    'address rolled back',
+  );
+  await d.setVip(n, vip);
+  assert.ok((await kernel.addrList()).some((a) => a.address === '10.9.0.201'));
+});

@@ -414,42 +414,76 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   }
 
   /**
-   * Gives a network a service VIP, or replaces the VIP's backends: the VIP as a /32 on the
-   * bridge (containers' ARP for it gets the bridge's MAC, so their packets reach the nat hooks)
-   * and its DNAT chain (`firewall.ts`). Every kernel request is handed to the kernel thread
-   * before the first await, so calls take effect in call order: a replica removed by one call is
-   * out of rotation before any later request of the caller runs.
+   * Gives a network a service VIP, or replaces the VIP's backends: the VIP as a /32 (and the
+   * IPv6 VIP as a /128) on the bridge (containers' ARP and neighbour solicitations for it get the
+   * bridge's MAC, so their packets reach the nat hooks) and its DNAT chains (`firewall.ts`).
+   * Every kernel request is handed to the kernel thread before the first await, so calls take
+   * effect in call order: a replica removed by one call is out of rotation before any later
+   * request of the caller runs. A new VIP is all or nothing: on failure the parts that worked
+   * are undone.
    */
   async setVip(
     net: DriverNetwork<BridgeOptions>,
-    v: { serviceId: string; vip: string; backends: readonly string[] },
+    v: {
+      serviceId: string;
+      vip: string;
+      backends: readonly string[];
+      vip6?: string;
+      backends6?: readonly string[];
+    },
   ): Promise<void> {
     const id = v.serviceId.slice(0, 12);
     const bridge = this.bridgeName(net);
     const fresh = !this.#fw.hasVip(id);
-    const addr = fresh
-      ? this.#kernel
-          .addrAdd(bridge, `${v.vip}/32`, undefined, { noDad: true })
-          .catch((err: unknown) => ignoreErrno(err, 'EEXIST'))
-      : undefined;
-    const script = this.#fw.setVip({ id, vip: v.vip, bridge, backends: v.backends });
-    await Promise.all([
-      addr,
-      this.#nft(script, fresh ? () => void this.#fw.removeVip(id) : undefined),
-    ]);
+    const cidrs = fresh ? [`${v.vip}/32`, ...(v.vip6 ? [`${v.vip6}/128`] : [])] : [];
+    const addrs = cidrs.map((cidr) =>
+      this.#kernel.addrAdd(bridge, cidr, undefined, { noDad: true }).then(
+        () => cidr,
+        (err: unknown) => {
+          ignoreErrno(err, 'EEXIST');
+          return undefined;
+        },
+      ),
+    );
+    const script = this.#fw.setVip({
+      id,
+      vip: v.vip,
+      bridge,
+      backends: v.backends,
+      ...(v.vip6 ? { vip6: v.vip6, backends6: v.backends6 ?? [] } : {}),
+    });
+    const nft = this.#nft(script, fresh ? () => void this.#fw.removeVip(id) : undefined);
+    const [n, ...a] = await Promise.allSettled([nft, ...addrs]);
+    const failed = [n, ...a].find((r) => r.status === 'rejected');
+    if (failed === undefined) return;
+    // Without its address nobody's ARP reaches the DNAT chain, and an address without a chain
+    // answers for a VIP that goes nowhere. Undo the half that worked (a failed nft batch already
+    // reverted the mirrored state); addresses that existed before are left alone.
+    if (fresh) {
+      const undo: Promise<unknown>[] = [];
+      if (n!.status === 'fulfilled') undo.push(this.#nft(this.#fw.removeVip(id)));
+      for (const r of a) {
+        if (r.status === 'fulfilled' && r.value !== undefined) {
+          undo.push(this.#kernel.addrDel(bridge, r.value));
+        }
+      }
+      await Promise.allSettled(undo);
+    }
+    throw (failed as PromiseRejectedResult).reason;
   }
 
-  /** Takes a VIP off a network: its chain, its `vips` element and its address on the bridge. */
+  /** Takes a VIP off a network: its chains, its map elements and its addresses on the bridge. */
   async deleteVip(
     net: DriverNetwork<BridgeOptions>,
-    serviceId: string,
-    vip: string,
+    v: { serviceId: string; vip: string; vip6?: string },
   ): Promise<void> {
-    const nft = this.#nft(this.#fw.removeVip(serviceId.slice(0, 12)));
-    const addr = this.#kernel
-      .addrDel(this.bridgeName(net), `${vip}/32`)
-      .catch((err: unknown) => ignoreErrno(err, 'EADDRNOTAVAIL', 'ENODEV', 'ENOENT'));
-    await Promise.all([nft, addr]);
+    const nft = this.#nft(this.#fw.removeVip(v.serviceId.slice(0, 12)));
+    const addrs = [`${v.vip}/32`, ...(v.vip6 ? [`${v.vip6}/128`] : [])].map((cidr) =>
+      this.#kernel
+        .addrDel(this.bridgeName(net), cidr)
+        .catch((err: unknown) => ignoreErrno(err, 'EADDRNOTAVAIL', 'ENODEV', 'ENOENT')),
+    );
+    await Promise.all([nft, ...addrs]);
   }
 
   #toFirewall(

@@ -73,8 +73,10 @@ function networkElements(verb: 'add' | 'delete', t: string, n: FirewallNetwork):
     out.push(`${verb} element inet ${t} hairpin4 { ${q(n.bridge)} . ${n.subnet4} }`);
     if (n.masquerade && !n.internal) out.push(`${verb} element inet ${t} masq4 { ${n.subnet4} }`);
   }
-  if (n.subnet6 && n.masquerade && !n.internal) {
-    out.push(`${verb} element inet ${t} masq6 { ${n.subnet6} }`);
+  if (n.subnet6) {
+    // DNAT in IPv6 exists only for service VIPs: a replica reaching its own IPv6 VIP.
+    out.push(`${verb} element inet ${t} hairpin6 { ${q(n.bridge)} . ${n.subnet6} }`);
+    if (n.masquerade && !n.internal) out.push(`${verb} element inet ${t} masq6 { ${n.subnet6} }`);
   }
   return out;
 }
@@ -124,6 +126,10 @@ export interface FirewallVip {
   bridge: string;
   /** Backend IPv4 addresses (the running replicas). */
   backends: readonly string[];
+  /** The IPv6 VIP on a dual-stack network; its chain is `svc6_<id>`. */
+  vip6?: string;
+  /** Backend IPv6 addresses (the running replicas that have one). */
+  backends6?: readonly string[];
 }
 
 /**
@@ -132,23 +138,51 @@ export interface FirewallVip {
  * it is one `vips` lookup, an interface test and one `numgen` map lookup, whatever the number of
  * services or replicas. Traffic from another interface (another network, the uplink) is dropped
  * unless the host itself sends it (output hook: local source). No backend: dropped too, so the
- * VIP never reaches the host's own sockets.
+ * VIP never reaches the host's own sockets. A dual-stack service's IPv6 VIP gets the same in its
+ * own chain (`svc6_<id>`, dispatched from `vips6`).
  */
 function vipScript(t: string, v: FirewallVip, fresh: boolean): string[] {
-  const chain = `svc_${v.id}`;
+  const out = familyVipScript(t, v.bridge, fresh, {
+    chain: `svc_${v.id}`,
+    family: 'ip',
+    map: 'vips',
+    vip: v.vip,
+    backends: v.backends,
+  });
+  if (v.vip6 !== undefined) {
+    out.push(
+      ...familyVipScript(t, v.bridge, fresh, {
+        chain: `svc6_${v.id}`,
+        family: 'ip6',
+        map: 'vips6',
+        vip: v.vip6,
+        backends: v.backends6 ?? [],
+      }),
+    );
+  }
+  return out;
+}
+
+function familyVipScript(
+  t: string,
+  bridge: string,
+  fresh: boolean,
+  f: { chain: string; family: 'ip' | 'ip6'; map: string; vip: string; backends: readonly string[] },
+): string[] {
+  const { chain, backends } = f;
   const out = fresh ? [`add chain inet ${t} ${chain}`] : [];
   out.push(
     `flush chain inet ${t} ${chain}`,
-    `add rule inet ${t} ${chain} iifname != ${q(v.bridge)} fib saddr type != local drop`,
+    `add rule inet ${t} ${chain} iifname != ${q(bridge)} fib saddr type != local drop`,
   );
-  if (v.backends.length === 0) out.push(`add rule inet ${t} ${chain} drop`);
+  if (backends.length === 0) out.push(`add rule inet ${t} ${chain} drop`);
   else {
-    const map = v.backends.map((b, i) => `${i} : ${b}`).join(', ');
+    const map = backends.map((b, i) => `${i} : ${b}`).join(', ');
     out.push(
-      `add rule inet ${t} ${chain} dnat ip to numgen inc mod ${v.backends.length} map { ${map} }`,
+      `add rule inet ${t} ${chain} dnat ${f.family} to numgen inc mod ${backends.length} map { ${map} }`,
     );
   }
-  if (fresh) out.push(`add element inet ${t} vips { ${v.vip} : jump ${chain} }`);
+  if (fresh) out.push(`add element inet ${t} ${f.map} { ${f.vip} : jump ${chain} }`);
   return out;
 }
 
@@ -168,9 +202,11 @@ table inet ${t} {
   set masq4 { type ipv4_addr; flags interval; }
   set masq6 { type ipv6_addr; flags interval; }
   set hairpin4 { type ifname . ipv4_addr; flags interval; }
+  set hairpin6 { type ifname . ipv6_addr; flags interval; }
   map pm4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
   map pm4any { type inet_proto . inet_service : ipv4_addr . inet_service; }
   map vips { type ipv4_addr : verdict; }
+  map vips6 { type ipv6_addr : verdict; }
   chain forward {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
@@ -189,16 +225,19 @@ table inet ${t} {
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr vmap @vips
+    ip6 daddr vmap @vips6
     fib daddr type local jump portmap
   }
   chain output {
     type nat hook output priority -100; policy accept;
     ip daddr vmap @vips
+    ip6 daddr vmap @vips6
     fib daddr type local jump portmap
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat oifname . ip saddr @hairpin4 masquerade
+    ct status dnat oifname . ip6 saddr @hairpin6 masquerade
     oifname @bridges ip saddr 127.0.0.0/8 masquerade
     ip saddr @masq4 oifname != @bridges masquerade
     ip6 saddr @masq6 oifname != @bridges masquerade
@@ -494,7 +533,11 @@ export class FirewallState {
   /** Programs a VIP or replaces its backends (one atomic batch: the chain is rewritten). */
   setVip(v: FirewallVip): string {
     const fresh = !this.#vips.has(v.id);
-    this.#vips.set(v.id, { ...v, backends: [...v.backends] });
+    this.#vips.set(v.id, {
+      ...v,
+      backends: [...v.backends],
+      ...(v.backends6 ? { backends6: [...v.backends6] } : {}),
+    });
     return vipScript(this.table, v, fresh).join('\n');
   }
 
@@ -503,10 +546,18 @@ export class FirewallState {
     if (!v) return '';
     this.#vips.delete(id);
     const chain = `svc_${v.id}`;
-    return [
+    const out = [
       `delete element inet ${this.table} vips { ${v.vip} }`,
       `flush chain inet ${this.table} ${chain}`,
       `delete chain inet ${this.table} ${chain}`,
-    ].join('\n');
+    ];
+    if (v.vip6 !== undefined) {
+      out.push(
+        `delete element inet ${this.table} vips6 { ${v.vip6} }`,
+        `flush chain inet ${this.table} svc6_${v.id}`,
+        `delete chain inet ${this.table} svc6_${v.id}`,
+      );
+    }
+    return out.join('\n');
   }
 }
