@@ -25,7 +25,7 @@ test('expectedShape() counts the base chains’ rules and every element per set'
   assert.equal(empty.chains.get('bridge antispoof'), 6);
   assert.equal(empty.chains.get('inet portmap'), 2);
   assert.equal(empty.sets.get('bridge ep_mac'), 0);
-  assert.equal(empty.sets.size, 14);
+  assert.equal(empty.sets.size, 16);
   fw.addNetwork(net);
   fw.addEndpoint(ep);
   fw.addPorts([port]);
@@ -46,6 +46,17 @@ test('expectedShape() counts the base chains’ rules and every element per set'
     assert.equal(s.sets.get(set), n, set);
   }
   assert.equal(s.chains.get('inet svc_abc'), 2);
+  assert.equal(s.chains.has('inet svc6_abc'), false);
+  fw.setVip({
+    id: 'abc',
+    vip: '10.9.0.200',
+    bridge: 'br1',
+    backends: ['10.9.0.2'],
+    vip6: 'fd00::c8',
+    backends6: ['fd00::2'],
+  });
+  // A dual-stack VIP's second chain is expected, or every drift pass would reload the ruleset.
+  assert.equal(fw.expectedShape().chains.get('inet svc6_abc'), 2);
 });
 
 test('parseFirewallShape() reads nft’s JSON listing', () => {

@@ -413,6 +413,7 @@ export class FirewallState {
     for (const v of this.#vips.values()) {
       // vipScript: the interface test plus one drop or DNAT rule.
       shape.chains.set(`inet svc_${v.id}`, 2);
+      if (v.vip6 !== undefined) shape.chains.set(`inet svc6_${v.id}`, 2);
     }
     for (const line of this.#elementLines()) {
       const key = /^add element (\w+) \S+ (\w+) /.exec(line);
