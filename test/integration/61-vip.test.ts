@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   api,
   cnm,
@@ -382,6 +383,9 @@ test(
           const own = await connections(r1, s6.VirtualIPv6, 30);
           assert.equal(own['error'], undefined, JSON.stringify(own));
           assert.equal(own[self6], 10, `landed on itself: ${JSON.stringify(own)}`);
+          // The per-second drift check knows the service's second chain: it never "repairs" it.
+          await sleep(2500);
+          assert.doesNotMatch(await d.logTail(400), /Drift repaired: nftables/);
           await cli(w, ['service', 'rm', 'api6']);
         },
       );
