@@ -172,6 +172,10 @@ static void run_netlink(struct job *j) {
   /* SO_RCVBUFFORCE ignores rmem_max (we are root); fall back when it is refused. */
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  /* A whole nfnetlink batch must fit one sendmsg, which the kernel refuses (EMSGSIZE) beyond
+   * the send buffer (wmem_default, ~208 KiB): raise it like nft does. */
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   j->result = fd;
 }
 

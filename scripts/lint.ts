@@ -40,7 +40,7 @@ const ALLOWED: Record<string, string[]> = {
   errors: [],
   lifecycle: [],
 };
-const PURE = ['netaddr', 'ipam', 'policy', 'kernel/rtnetlink'];
+const PURE = ['netaddr', 'ipam', 'policy', 'kernel/rtnetlink', 'kernel/nftables'];
 const HOST_MODULES = [
   'node:child_process',
   'node:worker_threads',

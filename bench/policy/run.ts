@@ -5,7 +5,7 @@
  * SYN goes through the policy chain's lookups; the other policies select an idle container with
  * their own ipBlock and port, so their elements exist (interval set of 1k / 10k elements) but do
  * not match. Also: the time to add one more policy with 10,000 installed, and to remove it
- * (API round trip: parse, store, incremental compile, nft transaction), median of 20.
+ * (API round trip: parse, store, incremental compile, nfnetlink element batch), median of 20.
  *
  * Run as root after `npm run build`: `npx tsx bench/policy/run.ts`. Prints ratios against 0.
  */
@@ -86,13 +86,17 @@ async function post(w: World, items: unknown[]): Promise<void> {
   });
 }
 
-/** The compile and nft times of cnmd's "Policy sync" debug lines in `log`. */
-function syncTimes(log: string): { compile: number[]; nft: number[] } {
-  const out = { compile: [] as number[], nft: [] as number[] };
-  for (const m of log.matchAll(/Policy sync: .*compile ([\d.]+) ms, nft ([\d.]+) ms/g)) {
+/**
+ * The compile and kernel times of cnmd's "Policy sync" debug lines in `log` (the kernel part is
+ * the nfnetlink element batch), and how often cnmd fell back to reloading the whole table.
+ */
+function syncTimes(log: string): { compile: number[]; nft: number[]; reloads: number } {
+  const out = { compile: [] as number[], nft: [] as number[], reloads: 0 };
+  for (const m of log.matchAll(/Policy sync: .*compile ([\d.]+) ms, kernel ([\d.]+) ms/g)) {
     out.compile.push(Number(m[1]));
     out.nft.push(Number(m[2]));
   }
+  out.reloads = (log.match(/Policy element update failed/g) ?? []).length;
   return out;
 }
 
@@ -219,10 +223,10 @@ async function main(): Promise<void> {
       `remove one policy at 10,001: median ${median(dels).toFixed(2)} ms over ${ADDS} (min ${Math.min(...dels).toFixed(2)}, max ${Math.max(...dels).toFixed(2)})`,
     );
     console.log(
-      `  inside cnmd (its debug log): compile median ${median(addSyncs.compile).toFixed(2)} ms, nft transaction median ${median(addSyncs.nft).toFixed(2)} ms`,
+      `  inside cnmd (its debug log): compile median ${median(addSyncs.compile).toFixed(2)} ms, netlink batch median ${median(addSyncs.nft).toFixed(2)} ms, full reloads ${addSyncs.reloads}`,
     );
     console.log(
-      `  removal inside cnmd: compile median ${median(delSyncs.compile).toFixed(2)} ms, nft transaction median ${median(delSyncs.nft).toFixed(2)} ms`,
+      `  removal inside cnmd: compile median ${median(delSyncs.compile).toFixed(2)} ms, netlink batch median ${median(delSyncs.nft).toFixed(2)} ms, full reloads ${delSyncs.reloads}`,
     );
     console.log(
       `load average at the end: ${loadavg()

@@ -4,14 +4,15 @@
  * from the controller (`EndpointWatcher`), and keeps the `inet <table>` policy table's set
  * elements equal to what `src/policy/compile.ts` computes, through the incremental compiler
  * (`src/policy/incremental.ts`): a change recompiles only the policies it touches and becomes an
- * element delta in one nft transaction; the chains are loaded once at start (or on repair).
+ * element delta, applied as one nf_tables transaction by `Kernel.nftElements` (netlink, no
+ * libnftables); the chains are loaded through libnftables once at start (or on repair).
  */
 import { ConflictError, InvalidError, NotFoundError, describeError } from '../errors.js';
 import type { Kernel } from '../kernel/types.js';
 import { Mutex } from '../lifecycle.js';
 import { IP, Prefix } from '../netaddr/index.js';
 import { fullScript, tenantAccs } from '../policy/compile.js';
-import { IncrementalCompiler, deltaScript, type ExtraSource } from '../policy/incremental.js';
+import { IncrementalCompiler, deltaChanges, type ExtraSource } from '../policy/incremental.js';
 import {
   isValidNamespaceName,
   parseNamedPort,
@@ -286,20 +287,19 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
   /** Makes the kernel match the compiler's state. Caller holds the lock. */
   async #sync(): Promise<void> {
     const t0 = performance.now();
-    const delta = this.#inc.flush();
-    const script = deltaScript(this.#cfg.table, delta);
-    if (script === '' && !this.#stale) return;
+    const changes = deltaChanges(this.#inc.flush());
+    if (changes.length === 0 && !this.#stale) return;
     const t1 = performance.now();
     try {
       // After a failed reload the kernel may hold anything: only a whole table is safe then.
-      await this.#kernel.nftRun(
-        this.#stale ? fullScript(this.#cfg.table, this.#inc.elements()) : script,
-      );
+      // Otherwise the delta goes as one nfnetlink batch (no nft text, nothing read back).
+      if (this.#stale) await this.#kernel.nftRun(fullScript(this.#cfg.table, this.#inc.elements()));
+      else await this.#kernel.nftElements('inet', this.#cfg.table, changes);
       this.#stale = false;
-      const n = [...delta.add.values(), ...delta.del.values()].reduce((k, s) => k + s.size, 0);
+      const n = changes.reduce((k, c) => k + c.elements.length, 0);
       this.#cfg.log(
         'debug',
-        `Policy sync: ${n} element change(s), compile ${(t1 - t0).toFixed(2)} ms, nft ${(performance.now() - t1).toFixed(2)} ms`,
+        `Policy sync: ${n} element change(s), compile ${(t1 - t0).toFixed(2)} ms, kernel ${(performance.now() - t1).toFixed(2)} ms`,
       );
     } catch (err) {
       // The table may have been flushed or changed behind our back: load it whole.

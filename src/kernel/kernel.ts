@@ -12,6 +12,7 @@ import type {
   LinkAdd,
   LinkSet,
   Neigh,
+  NftElementChange,
   NsRef,
   Qdisc,
   Route,
@@ -172,6 +173,10 @@ class WorkerKernel implements Kernel {
   }
   nftRun(script: string, opts?: { json?: boolean }): Promise<string> {
     return this.#call('nftRun', script, opts);
+  }
+
+  nftElements(family: string, table: string, changes: readonly NftElementChange[]): Promise<void> {
+    return this.#call('nftElements', family, table, changes);
   }
 
   async close(): Promise<void> {

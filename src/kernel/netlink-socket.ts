@@ -27,6 +27,17 @@ export class NetlinkStatusError extends Error {
   }
 }
 
+/** A failed nfnetlink batch: which message (index into the batch) failed, and why. */
+export class NetlinkBatchError extends NetlinkStatusError {
+  readonly index: number;
+
+  constructor(index: number, errno: number, extack?: string) {
+    super(errno, extack);
+    this.name = 'NetlinkBatchError';
+    this.index = index;
+  }
+}
+
 /** Largest datagram the kernel sends on a dump (32 KiB) with room to spare. */
 const RECV_SIZE = 64 * 1024;
 
@@ -90,6 +101,50 @@ export class NetlinkSocket {
         if (!acked && !dump && !(msg.flags & NLM_F_MULTI)) return out;
       }
     }
+  }
+
+  /**
+   * Sends `messages` as one datagram: an nfnetlink batch (begin, requests, end), which the
+   * kernel applies as one transaction inside sendmsg. Sequence numbers are overwritten with
+   * consecutive ones. Waits for the status of every message that asks for an ACK: nfnetlink
+   * processes the whole batch and reports each message's ACK or error at the end; a failure of
+   * the batch itself (commit, memory) comes as one error on the begin message instead.
+   * @throws NetlinkBatchError with the first failed message's index when any part failed (the
+   *   kernel then aborted the whole batch)
+   */
+  requestBatch(messages: readonly Uint8Array[]): void {
+    const first = (this.#seq + 1) & 0x7fffffff;
+    const total = messages.reduce((n, m) => n + m.length, 0);
+    const datagram = new Uint8Array(total);
+    const waiting = new Set<number>();
+    let at = 0;
+    messages.forEach((m, i) => {
+      const seq = (first + i) & 0x7fffffff;
+      setSeq(m, seq);
+      const flags = new DataView(m.buffer, m.byteOffset, m.byteLength).getUint16(6, true);
+      if (flags & NLM_F_ACK) waiting.add(seq);
+      datagram.set(m, at);
+      at += m.length;
+    });
+    this.#seq = (first + messages.length - 1) & 0x7fffffff;
+    fs.writeSync(this.fd, datagram);
+    let failed: NetlinkBatchError | undefined;
+    while (waiting.size > 0) {
+      const n = fs.readSync(this.fd, this.#buf, 0, RECV_SIZE, null);
+      const reply = Uint8Array.prototype.slice.call(this.#buf, 0, n);
+      this.recording?.push(reply);
+      for (const msg of parseMessages(reply)) {
+        const index = (msg.seq - first) & 0x7fffffff;
+        if (index >= messages.length || msg.type !== NLMSG_ERROR) continue;
+        const status = parseStatus(msg)!;
+        if (status.errno !== 0)
+          failed ??= new NetlinkBatchError(index, status.errno, status.extack);
+        // The begin message answers only for the whole batch; nothing else follows it.
+        if (index === 0 && failed) throw failed;
+        waiting.delete(msg.seq);
+      }
+    }
+    if (failed) throw failed;
   }
 
   /** Closes the fd. Idempotent. */

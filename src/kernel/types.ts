@@ -320,6 +320,41 @@ export interface Kernel {
    */
   nftRun(script: string, opts?: { json?: boolean }): Promise<string>;
 
+  /**
+   * Adds and deletes set/map elements of table `family table` in the daemon's namespace as one
+   * atomic nf_tables transaction (one nfnetlink batch, in the order given), without
+   * libnftables: the caller states each set's shape, so nothing is read from the kernel first
+   * and no script is parsed. Elements are nft text
+   * (`10.0.0.2 . 10.1.0.0/16 . tcp . 80-90`, `10.0.0.2 : jump c`). Sets, maps and chains are
+   * created with `nftRun`.
+   * @throws KernelError naming the set of the first failed change (ENOENT: deleting an absent
+   *   element or unknown set/table; EEXIST: an overlapping interval) — nothing is applied then
+   * @throws Error when an element does not fit its set's shape (a caller bug)
+   */
+  nftElements(family: string, table: string, changes: readonly NftElementChange[]): Promise<void>;
+
   /** Stops the worker and closes every socket. */
   close(): Promise<void>;
+}
+
+/** A field type of a set key or map value, named as nft names it. */
+export type NftFieldType =
+  'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'ifname';
+
+/** What the kernel needs to know of a set to encode its elements (its nft declaration). */
+export interface NftSetShape {
+  /** Key fields (`type a . b`); more than one is a concatenation. */
+  key: readonly NftFieldType[];
+  /** `flags interval`. */
+  interval: boolean;
+  /** For a map: the value type (`: verdict`, `: mark`). */
+  data?: NftFieldType | 'verdict';
+}
+
+/** Elements to add to or delete from one set (see `Kernel.nftElements`). */
+export interface NftElementChange {
+  op: 'add' | 'delete';
+  set: string;
+  shape: NftSetShape;
+  elements: readonly string[];
 }

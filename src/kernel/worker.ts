@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { KernelError, errnoFromCode } from './kernel-error.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
-import { NetlinkSocket, NetlinkStatusError } from './netlink-socket.js';
+import { NETLINK_NETFILTER } from './nftables/constants.js';
+import { NftElementSyntaxError, encodeElementBatch } from './nftables/setelem.js';
+import { NetlinkBatchError, NetlinkSocket, NetlinkStatusError } from './netlink-socket.js';
 import { decodeAddr, encodeAddr, encodeAddrDump } from './rtnetlink/addr.js';
 import {
   AF_BRIDGE,
@@ -71,6 +73,7 @@ import type {
   LinkAdd,
   LinkSet,
   Neigh,
+  NftElementChange,
   NsRef,
   Qdisc,
   Route,
@@ -125,6 +128,8 @@ export class HostKernel {
   #native: NativeAddon;
   #sockets = new Map<string, NsSocket>();
   #own: NetlinkSocket | undefined;
+  /** nfnetlink socket for element batches (`nftElements`), in the daemon's netns. */
+  #nfnl: NetlinkSocket | undefined;
 
   constructor(native: NativeAddon) {
     this.#native = native;
@@ -646,8 +651,36 @@ export class HostKernel {
     }
   }
 
+  nftElements(family: string, table: string, changes: readonly NftElementChange[]): void {
+    let parts;
+    try {
+      parts = encodeElementBatch(family, table, changes);
+    } catch (err) {
+      // Text that does not fit the declared shape is the caller's bug, not a kernel failure.
+      if (err instanceof NftElementSyntaxError) throw new TypeError(err.message, { cause: err });
+      throw err;
+    }
+    if (parts.length === 2) return; // begin and end only: nothing to change
+    try {
+      // One NETLINK_NETFILTER socket in the daemon's (= this thread's) netns, opened on first use.
+      this.#nfnl ??= new NetlinkSocket(this.#native.openNetlink(NETLINK_NETFILTER, null), (fd) =>
+        this.#native.closeFd(fd),
+      );
+      this.#nfnl.requestBatch(parts.map((p) => p.bytes));
+    } catch (err) {
+      const index = err instanceof NetlinkBatchError ? err.index : 0;
+      const c = changes[parts[index]?.change ?? -1];
+      const action = c
+        ? `Cannot ${c.op} elements ${c.op === 'add' ? 'to' : 'from'} set "${c.set}" of table ${family} ${table}`
+        : `Cannot change elements of table ${family} ${table}`;
+      throw toKernelError(action, err);
+    }
+  }
+
   /** Closes every socket. */
   shutdown(): void {
+    this.#nfnl?.close();
+    this.#nfnl = undefined;
     this.#own?.close();
     this.#own = undefined;
     for (const s of this.#sockets.values()) s.sock.close();

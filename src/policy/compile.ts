@@ -71,6 +71,30 @@ export function setNames(): string[] {
   return out;
 }
 
+/** A set's key fields (nft type names) and whether it holds intervals: its declaration. */
+export interface PolicySetShape {
+  key: readonly ('ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service')[];
+  interval: boolean;
+}
+
+/**
+ * The shape of set `name` (`in_rng4`): what `policyRuleset` declares and what the kernel layer
+ * needs to encode its elements without asking the kernel.
+ * @throws Error for a name that is not one of `setNames()` (a bug)
+ */
+export function setShape(name: string): PolicySetShape {
+  const m = /^(?:in|eg)_(iso|pair|port|net|rng)([46])$/.exec(name);
+  if (!m) throw new Error(`Unknown policy set "${name}"`);
+  const addr = m[2] === '4' ? 'ipv4_addr' : 'ipv6_addr';
+  const kind = m[1] as SetKind;
+  const ports = kind === 'port' || kind === 'rng';
+  return {
+    key:
+      kind === 'iso' ? [addr] : ports ? [addr, addr, 'inet_proto', 'inet_service'] : [addr, addr],
+    interval: kind === 'net' || kind === 'rng',
+  };
+}
+
 /** The policy types a policy has, defaulted as the spec says. */
 export function policyTypesOf(p: NetworkPolicy): PolicyType[] {
   if (p.spec.policyTypes && p.spec.policyTypes.length > 0) return p.spec.policyTypes;
@@ -420,14 +444,11 @@ export function policyRuleset(table: string): string {
   const sets: string[] = [];
   for (const d of ['in', 'eg'] as const) {
     for (const f of FAMILIES) {
-      const addr = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
-      sets.push(
-        `  set ${d}_iso${f} { type ${addr}; }`,
-        `  set ${d}_pair${f} { type ${addr} . ${addr}; }`,
-        `  set ${d}_port${f} { type ${addr} . ${addr} . inet_proto . inet_service; }`,
-        `  set ${d}_net${f} { type ${addr} . ${addr}; flags interval; }`,
-        `  set ${d}_rng${f} { type ${addr} . ${addr} . inet_proto . inet_service; flags interval; }`,
-      );
+      for (const k of SET_KINDS) {
+        const shape = setShape(`${d}_${k}${f}`);
+        const flags = shape.interval ? ' flags interval;' : '';
+        sets.push(`  set ${d}_${k}${f} { type ${shape.key.join(' . ')};${flags} }`);
+      }
     }
   }
   const check = (d: Direction, f: Family): string => {

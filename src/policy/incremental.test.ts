@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePolicies, setNames, type PolicyElements } from './compile.js';
-import { IncrementalCompiler, deltaScript, type ElementDelta } from './incremental.js';
+import {
+  compilePolicies,
+  policyRuleset,
+  setNames,
+  setShape,
+  type PolicyElements,
+} from './compile.js';
+import {
+  IncrementalCompiler,
+  deltaChanges,
+  deltaScript,
+  type ElementDelta,
+} from './incremental.js';
 import type {
   LabelSelector,
   NetworkPolicy,
@@ -258,4 +269,46 @@ test('IncrementalCompiler: one more policy at 1,000 touches only its own element
   inc.removePolicy('default', 'f7000');
   inc.flush();
   assert.equal(inc.elements().get('in_rng4')!.size, 1000);
+});
+
+test('deltaChanges() lists deletions before additions, with each set’s shape', () => {
+  const delta: ElementDelta = {
+    add: new Map([
+      ['in_iso4', new Set(['10.0.0.2'])],
+      ['in_rng4', new Set(['10.0.0.2 . 10.1.0.0/16 . tcp . 80'])],
+      ['eg_pair6', new Set<string>()],
+    ]),
+    del: new Map([['in_rng4', new Set(['10.0.0.2 . 10.1.0.0/24 . tcp . 80'])]]),
+  };
+  assert.deepEqual(deltaChanges(delta), [
+    {
+      op: 'delete',
+      set: 'in_rng4',
+      shape: { key: ['ipv4_addr', 'ipv4_addr', 'inet_proto', 'inet_service'], interval: true },
+      elements: ['10.0.0.2 . 10.1.0.0/24 . tcp . 80'],
+    },
+    {
+      op: 'add',
+      set: 'in_iso4',
+      shape: { key: ['ipv4_addr'], interval: false },
+      elements: ['10.0.0.2'],
+    },
+    {
+      op: 'add',
+      set: 'in_rng4',
+      shape: { key: ['ipv4_addr', 'ipv4_addr', 'inet_proto', 'inet_service'], interval: true },
+      elements: ['10.0.0.2 . 10.1.0.0/16 . tcp . 80'],
+    },
+  ]);
+  assert.deepEqual(deltaChanges({ add: new Map(), del: new Map() }), []);
+});
+
+test('setShape() matches the declarations of policyRuleset()', () => {
+  const ruleset = policyRuleset('t');
+  for (const name of setNames()) {
+    const s = setShape(name);
+    const decl = `set ${name} { type ${s.key.join(' . ')};${s.interval ? ' flags interval;' : ''} }`;
+    assert.ok(ruleset.includes(decl), decl);
+  }
+  assert.throws(() => setShape('in_foo4'), /Unknown policy set "in_foo4"/);
 });

@@ -25,9 +25,11 @@ import {
   elementLines,
   emitPolicy,
   setNames,
+  setShape,
   type Acc,
   type Accs,
   type PolicyElements,
+  type PolicySetShape,
 } from './compile.js';
 import {
   disjointRects,
@@ -383,6 +385,31 @@ export class IncrementalCompiler {
     if (!s) mine.set(set, (s = new Set()));
     s.add(elem);
   }
+}
+
+/** One set's part of a delta, for the kernel's element batch (`Kernel.nftElements`). */
+export interface SetChange {
+  op: 'add' | 'delete';
+  set: string;
+  shape: PolicySetShape;
+  elements: string[];
+}
+
+/**
+ * `delta` as per-set changes in the order `deltaScript` uses: deletions first (an interval
+ * element is replaced by delete + add in one transaction), then additions. Empty when there is
+ * nothing to do.
+ */
+export function deltaChanges(delta: ElementDelta): SetChange[] {
+  const dels: SetChange[] = [];
+  const adds: SetChange[] = [];
+  for (const set of setNames()) {
+    const d = delta.del.get(set);
+    const a = delta.add.get(set);
+    if (d && d.size > 0) dels.push({ op: 'delete', set, shape: setShape(set), elements: [...d] });
+    if (a && a.size > 0) adds.push({ op: 'add', set, shape: setShape(set), elements: [...a] });
+  }
+  return [...dels, ...adds];
 }
 
 /**

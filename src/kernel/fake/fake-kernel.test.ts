@@ -36,6 +36,25 @@ describe('FakeKernel', () => {
     assert.deepEqual(fake.nftScripts, ['list ruleset', 'add table inet cnm']);
   });
 
+  test('nftElements() records each batch and fails on failNext', async () => {
+    fake = new FakeKernel();
+    const shape = { key: ['ipv4_addr'] as const, interval: false };
+    await fake.nftElements('inet', 't', [{ op: 'add', set: 's', shape, elements: ['10.0.0.1'] }]);
+    assert.deepEqual(fake.nftElementBatches, [
+      {
+        family: 'inet',
+        table: 't',
+        changes: [{ op: 'add', set: 's', shape, elements: ['10.0.0.1'] }],
+      },
+    ]);
+    fake.failNext('nftElements', 'ENOENT');
+    await assert.rejects(
+      fake.nftElements('inet', 't', [{ op: 'delete', set: 's', shape, elements: ['10.0.0.9'] }]),
+      /ENOENT/,
+    );
+    assert.equal(fake.nftElementBatches.length, 1);
+  });
+
   test('hostLinks seed the daemon namespace (macvlan parents)', async () => {
     fake = new FakeKernel({ hostLinks: ['eth0'] });
     await fake.netnsAdd('/ns/s');

@@ -12,6 +12,7 @@ import type {
   LinkAdd,
   LinkSet,
   Neigh,
+  NftElementChange,
   NsRef,
   Qdisc,
   Route,
@@ -139,6 +140,12 @@ function newMac(): string {
 export class FakeKernel implements Kernel {
   /** Every nftables script run, in order. */
   readonly nftScripts: string[] = [];
+  /** Every `nftElements` call, in order (the fake keeps no element state). */
+  readonly nftElementBatches: {
+    family: string;
+    table: string;
+    changes: NftElementChange[];
+  }[] = [];
   /** Directories made shared with `netnsDirEnsure`. */
   readonly sharedDirs = new Set<string>();
   /** Answers `nftRun` (default: empty output). */
@@ -740,6 +747,15 @@ export class FakeKernel implements Kernel {
     this.#enter('nftRun', 'Cannot run nftables script');
     this.nftScripts.push(script);
     return this.nftOutput(script, opts?.json ?? false);
+  }
+
+  async nftElements(
+    family: string,
+    table: string,
+    changes: readonly NftElementChange[],
+  ): Promise<void> {
+    this.#enter('nftElements', `Cannot change elements of table ${family} ${table}`);
+    this.nftElementBatches.push({ family, table, changes: structuredClone([...changes]) });
   }
 
   async close(): Promise<void> {
