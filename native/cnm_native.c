@@ -50,6 +50,8 @@ extern int nft_run_cmd_from_buffer(struct nft_ctx *nft, const char *buf);
 extern void nft_ctx_output_set_flags(struct nft_ctx *ctx, unsigned int flags);
 #define NFT_CTX_DEFAULT 0
 #define NFT_CTX_OUTPUT_JSON (1 << 4)
+/* `nft -t`: no set elements in listings, and none fetched into the cache for them. */
+#define NFT_CTX_OUTPUT_TERSE (1 << 11)
 
 #define NL_RCVBUF (4 * 1024 * 1024)
 #define PATH_BUF 4096
@@ -449,10 +451,15 @@ static void instance_free(napi_env env, void *data, void *hint) {
   free(in);
 }
 
-/* nftRun(script: string, json: boolean): { output: string } */
+/* nftRun(script: string, json: boolean, terse?: boolean): { output: string } */
 static napi_value NftRun(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    throw_type(env, "Missing arguments");
+    return NULL;
+  }
   size_t n;
   if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &n) != napi_ok) {
     throw_type(env, "Expected an nftables script");
@@ -460,6 +467,8 @@ static napi_value NftRun(napi_env env, napi_callback_info info) {
   }
   bool json = false;
   napi_get_value_bool(env, argv[1], &json);
+  bool terse = false;
+  if (argc > 2) napi_get_value_bool(env, argv[2], &terse);
   struct instance *in = NULL;
   napi_get_instance_data(env, (void **)&in);
   if (in->nft == NULL) {
@@ -478,7 +487,8 @@ static napi_value NftRun(napi_env env, napi_callback_info info) {
   }
   napi_get_value_string_utf8(env, argv[0], script, n + 1, &n);
   /* With the JSON output flag libnftables parses JSON input first and falls back to text. */
-  nft_ctx_output_set_flags(in->nft, json ? NFT_CTX_OUTPUT_JSON : 0);
+  nft_ctx_output_set_flags(in->nft,
+                           (json ? NFT_CTX_OUTPUT_JSON : 0) | (terse ? NFT_CTX_OUTPUT_TERSE : 0));
   int rc = nft_run_cmd_from_buffer(in->nft, script);
   int err;
   free(script);

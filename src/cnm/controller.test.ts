@@ -242,6 +242,37 @@ describe('Controller', () => {
     );
   });
 
+  test('createContainer() reports a failed sandbox, not what failed after it, and undoes all', async () => {
+    const { ctl, kernel, store } = await make(undefined, undefined, 'nsfail');
+    await ctl.createNetwork({ name: 'n' });
+    const before = await state(ctl, kernel, store);
+    // The endpoint's batch is queued behind the sandbox and fails too (no such netns).
+    kernel.failNext('netnsAdd', 'EPERM');
+    await assert.rejects(
+      ctl.createContainer({ name: 'a', cmd: ['true'], networks: [{ name: 'n' }] }),
+      (err: Error) => /netns/.test(err.message) && /EPERM/.test(err.message),
+    );
+    assert.deepEqual(await state(ctl, kernel, store), before);
+    await ctl.createContainer({ name: 'a', cmd: ['true'], networks: [{ name: 'n' }] });
+  });
+
+  test('removeContainer() keeps the sandbox and the record when a detach fails', async () => {
+    const { ctl, kernel, store } = await make(undefined, undefined, 'rmfail');
+    await ctl.createNetwork({ name: 'n' });
+    const c = await ctl.createContainer({ name: 'a', cmd: ['true'], networks: [{ name: 'n' }] });
+    const before = await state(ctl, kernel, store);
+    assert.ok(before.netns.includes(c.sandboxKey));
+    // The host end of the veth cannot be deleted: the endpoint stays, so must its sandbox.
+    kernel.failNext('linkDel', 'EBUSY');
+    await assert.rejects(ctl.removeContainer('a'), /Cannot remove container "a" completely/);
+    assert.deepEqual(await state(ctl, kernel, store), before);
+    assert.equal(ctl.inspectContainer('a').networks['n']?.endpointId, c.networks['n']?.endpointId);
+    await ctl.removeContainer('a');
+    const after = await state(ctl, kernel, store);
+    assert.equal(after.netns.includes(c.sandboxKey), false);
+    assert.equal(after.containers.includes('a'), false);
+  });
+
   test('a refused nft update leaves no mirrored elements behind', async () => {
     const { ctl, kernel, store } = await make(undefined, undefined, 'nftfail');
     await ctl.createNetwork({ name: 'n' });

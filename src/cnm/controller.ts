@@ -30,6 +30,7 @@ import {
 import type { Pool } from '../ipam/index.js';
 import type { KernelFeature } from '../kernel/capabilities.js';
 import type { Kernel } from '../kernel/types.js';
+import { startTrace } from '../kernel/step-trace.js';
 import {
   execInContainer,
   listContainerProcesses,
@@ -1065,6 +1066,7 @@ export class Controller implements ControllerApi {
         seq: ++this.#seq,
       };
       const undo = new CleanupStack();
+      const trace = startTrace('attach');
       try {
         if (caps.usesIpam) {
           if (req.ipv4 && !net.v4) {
@@ -1131,13 +1133,16 @@ export class Controller implements ControllerApi {
             }
           }
         }
+        trace?.mark('prepare');
         await this.#store.put(KEYS.endpoint(id), ep, { expectRevision: 0 });
         undo.push('store endpoint', () =>
           this.#store.delete(KEYS.endpoint(id)).then(() => undefined),
         );
+        trace?.mark('store');
         if (caps.endpointInterface) {
           undo.push('delete endpoint objects', () => net.driver.deleteEndpoint(net.dnet, dep));
           await net.driver.ensureEndpoint(net.dnet, dep);
+          trace?.mark('driver');
           await this.#applyNetworkSysctls(net, ctr.rec, ep);
           if (hasQos(ctr.rec.spec)) await this.#applyQos(ctr.rec, net, ep);
         }
@@ -1151,6 +1156,8 @@ export class Controller implements ControllerApi {
           await this.#cfg.policy?.endpointDetached(ep.id);
         });
         await this.#policyAttach(ctr, ep);
+        trace?.mark('policy');
+        trace?.end();
         undo.release();
       } catch (err) {
         await undo.unwindQuietly(err);
@@ -1789,8 +1796,11 @@ export class Controller implements ControllerApi {
       // arrives meanwhile waits for the whole creation (#attach expects this lock held).
       await this.#ctrLocks.run(id, async () => {
         const undo = new CleanupStack();
+        const trace = startTrace('create');
+        let sandbox: Promise<void> | undefined;
         try {
           mkdirSync(this.#containerDir(id), { recursive: true });
+          trace?.mark('mkdir');
           undo.push('container dir', () =>
             rm(this.#containerDir(id), { recursive: true, force: true }),
           );
@@ -1800,9 +1810,15 @@ export class Controller implements ControllerApi {
           );
           this.#containers.set(id, ctr);
           undo.push('forget container', () => void this.#containers.delete(id));
+          trace?.mark('store');
           if (rec.sandboxKey) {
-            await this.#kernel.netnsAdd(rec.sandboxKey);
-            undo.push('sandbox', () => this.#kernel.netnsDel(rec.sandboxKey));
+            // Not awaited before the endpoints: the kernel thread runs calls in order, so their
+            // batches queue behind the sandbox while this thread allocates and records them (a
+            // round trip less per create). Handled at once: a failure surfaces below.
+            const add = this.#kernel.netnsAdd(rec.sandboxKey);
+            add.catch(() => undefined);
+            sandbox = add;
+            undo.push('sandbox', () => add.then(() => this.#kernel.netnsDel(rec.sandboxKey)));
             await this.#applySysctls(rec);
           }
           if (mode !== 'host' && mode !== 'none') {
@@ -1815,11 +1831,22 @@ export class Controller implements ControllerApi {
               undo.push(`detach ${net.rec.name}`, () => this.#detach(ctr, net));
             }
           }
+          await sandbox;
+          trace?.mark('netns+attach');
           await this.#writeFiles(ctr);
+          trace?.mark('files');
+          trace?.end({ n: this.#containers.size });
           undo.release();
         } catch (err) {
-          await undo.unwindQuietly(err);
-          throw err;
+          // Without its sandbox every later kernel step fails as well: report the cause.
+          const cause = sandbox
+            ? await sandbox.then(
+                () => err,
+                (e: unknown) => e,
+              )
+            : err;
+          await undo.unwindQuietly(cause);
+          throw cause;
         }
       });
       this.#cfg.log('info', `Created container "${name}" (${id.slice(0, 12)})`);
@@ -2105,7 +2132,9 @@ export class Controller implements ControllerApi {
         const net = this.#networks.get(netId);
         if (net) await this.#detach(ctr, net).catch((err) => errors.push(err));
       }
-      if (ctr.rec.sandboxKey)
+      // The sandbox stays while an endpoint does: the record still names both, and a retry (or
+      // the restore after a restart) finds the endpoint's interface where the record says.
+      if (ctr.rec.sandboxKey && errors.length === 0)
         await this.#kernel.netnsDel(ctr.rec.sandboxKey).catch((err) => errors.push(err));
       if (errors.length > 0) {
         ctr.removed = false;

@@ -115,11 +115,15 @@ export class KernelError extends CnmError {
   }
 }
 
+/** The action of every failed `nftRun` (also as a batch step): how a caller tells it apart. */
+export const NFT_RUN_ACTION = 'Cannot run nftables script';
+
 /**
  * Rethrows `err` unless it is a `KernelError` with one of `codes` (an errno that means "already
  * so", e.g. `EEXIST` on an add that must be idempotent).
  * @throws err when it is anything else
  */
+
 export function ignoreErrno(err: unknown, ...codes: string[]): void {
   if (err instanceof KernelError && codes.includes(err.errnoCode)) return;
   throw err;

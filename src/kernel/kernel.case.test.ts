@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { KernelError } from './kernel-error.js';
-import type { Kernel } from './types.js';
+import type { Addr, Kernel } from './types.js';
 
 /** What a suite run needs from an implementation. */
 export interface KernelWorld {
@@ -23,6 +23,8 @@ export interface KernelWorld {
    * its kind and, for a tbf, rate and burst in bytes.
    */
   qdiscOracle?(dev: string, ns: string): Promise<{ kind: string; rate?: number; burst?: number }>;
+  /** True for the real kernel, which also does what the fake does not model (IPv6 autoconf). */
+  realKernel?: boolean;
 }
 
 /** Retries `check` until it passes: netns teardown runs asynchronously in the real kernel. */
@@ -239,6 +241,52 @@ export function runKernelCases(label: string, getWorld: () => KernelWorld): void
       );
       assert.equal(await k.linkGet('vh4', host), undefined);
       await rejectsErrno(k.linkSet('ghost', { hairpin: true }, host), 'ENODEV');
+    });
+
+    test('linkAdd()/linkSet() addrGenMode none: no IPv6 link-local address on either end', async () => {
+      const k = getWorld().kernel;
+      const host = await newNs();
+      const sb = await newNs();
+      await k.linkAdd({ kind: 'bridge', name: 'br0', up: true }, host);
+      await k.linkAdd(
+        {
+          kind: 'veth',
+          name: 'vh1',
+          master: 'br0',
+          up: true,
+          hairpin: true,
+          addrGenMode: 'none',
+          peer: { name: 'eth0', ns: sb },
+        },
+        host,
+      );
+      // Before it comes up: with its other end up it would get its address at once.
+      await k.linkSet('eth0', { addrGenMode: 'none' }, sb);
+      await k.linkSet('eth0', { up: true }, sb);
+      // A control pair with the default mode, brought up the same way.
+      await k.linkAdd(
+        { kind: 'veth', name: 'vh2', master: 'br0', up: true, peer: { name: 'eth1', ns: sb } },
+        host,
+      );
+      await k.linkSet('eth1', { up: true }, sb);
+      const vh1 = await k.linkGet('vh1', host);
+      assert.equal(vh1?.addrGenMode, 'none');
+      assert.equal(vh1?.hairpin, true, 'set in the same request as the mode and the alias');
+      assert.equal((await k.linkGet('eth0', sb))?.addrGenMode, 'none');
+      assert.notEqual((await k.linkGet('eth1', sb))?.addrGenMode, 'none');
+      // The kernel adds link-local addresses asynchronously (link watch): give it time to.
+      await new Promise((r) => setTimeout(r, 300));
+      const v6 = async (ns: string, dev: string): Promise<Addr[]> => {
+        const index = (await k.linkGet(dev, ns))!.index;
+        return (await k.addrList(ns, 6)).filter((a) => a.index === index);
+      };
+      assert.deepEqual(await v6(host, 'vh1'), []);
+      assert.deepEqual(await v6(sb, 'eth0'), []);
+      if (getWorld().realKernel) {
+        await eventually(async () => {
+          assert.equal((await v6(sb, 'eth1')).length, 1, 'the control link has its fe80 address');
+        });
+      }
     });
 
     test('linkAdd() macvlan child is created in another namespace', async () => {

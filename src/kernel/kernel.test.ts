@@ -30,6 +30,7 @@ describe('real kernel', { skip }, () => {
   runKernelCases('createKernel()', () => ({
     kernel: kernel!,
     nsPath: () => `${dir}/cnmt-k-${process.pid}-${++n}`,
+    realKernel: true,
     // iproute2 reads the port back with an AF_BRIDGE dump (IFLA_PROTINFO), not our decoder.
     hairpinOracle: async (name, ns) => {
       const out = execFileSync(
@@ -113,6 +114,7 @@ describe('real kernel', { skip }, () => {
         const k = await createKernel();
         await k.nftRun('add table inet cnmt\\nadd set inet cnmt s { type ipv4_addr; }\\nadd element inet cnmt s { 10.0.0.1 }');
         process.stdout.write(await k.nftRun('list set inet cnmt s', { json: true }));
+        process.stdout.write('\\n--terse--\\n' + await k.nftRun('list set inet cnmt s', { terse: true }));
         await k.close();`;
       const out = execFileSync(
         'ip',
@@ -129,7 +131,11 @@ describe('real kernel', { skip }, () => {
         ],
         { encoding: 'utf8' },
       );
-      assert.match(out, /"elem": \["10\.0\.0\.1"\]/);
+      const [json, terse] = out.split('\n--terse--\n');
+      assert.match(json!, /"elem": \["10\.0\.0\.1"\]/);
+      // Terse: the set without its elements.
+      assert.match(terse!, /set s \{/);
+      assert.doesNotMatch(terse!, /10\.0\.0\.1/);
     } finally {
       execFileSync('ip', ['netns', 'del', name]);
     }

@@ -171,7 +171,7 @@ class WorkerKernel implements Kernel {
   sysctlGet(key: string, ns?: NsRef): Promise<string> {
     return this.#call('sysctlGet', key, ns);
   }
-  nftRun(script: string, opts?: { json?: boolean }): Promise<string> {
+  nftRun(script: string, opts?: { json?: boolean; terse?: boolean }): Promise<string> {
     return this.#call('nftRun', script, opts);
   }
 

@@ -19,8 +19,11 @@ export interface NativeAddon {
   openInNetns(nsPath: string | null, filePath: string, flags: number): number;
   /** close(2); Node's fs.closeSync warns in a worker about fds it did not open itself. */
   closeFd(fd: number): void;
-  /** Runs an nftables script through libnftables in the calling thread's netns. */
-  nftRun(script: string, json: boolean): { output: string };
+  /**
+   * Runs an nftables script through libnftables in the calling thread's netns. `terse`: no set
+   * elements in listings (nor fetched for them).
+   */
+  nftRun(script: string, json: boolean, terse?: boolean): { output: string };
   /** SO_PEERCRED of a connected unix socket: the peer's credentials at connect(2). */
   peerCred(fd: number): { uid: number; gid: number; pid: number };
 }

@@ -13,6 +13,7 @@ import {
   NLMSG_ERROR,
 } from './rtnetlink/constants.js';
 import { parseMessages, parseStatus, setSeq, type NlMessage } from './rtnetlink/message.js';
+import { activeTrace } from './step-trace.js';
 
 /** A failed netlink request: the errno and extended ack from NLMSG_ERROR / NLMSG_DONE. */
 export class NetlinkStatusError extends Error {
@@ -74,6 +75,16 @@ export class NetlinkSocket {
    * @throws NetlinkStatusError when the kernel answers with an error
    */
   request(message: Uint8Array): NlMessage[] {
+    const trace = activeTrace.current;
+    if (trace === undefined) return this.#request(message);
+    try {
+      return this.#request(message);
+    } finally {
+      trace.mark(`nl ${new DataView(message.buffer, message.byteOffset).getUint16(4, true)}`);
+    }
+  }
+
+  #request(message: Uint8Array): NlMessage[] {
     const seq = (this.#seq = (this.#seq + 1) & 0x7fffffff);
     setSeq(message, seq);
     const view = new DataView(message.buffer, message.byteOffset, message.byteLength);

@@ -34,7 +34,16 @@ export interface Link {
   alias?: string;
   /** Bridge port in hairpin mode (IFLA_BRPORT_MODE); set only for bridge ports. */
   hairpin?: boolean;
+  /** IPv6 address generation mode (IFLA_INET6_ADDR_GEN_MODE), when the link has IPv6. */
+  addrGenMode?: AddrGenMode;
 }
+
+/**
+ * How the kernel makes a link's IPv6 link-local address, as `ip link set X addrgenmode …` names
+ * it. `none`: no link-local address, hence no DAD, router solicitation or MLD report when the
+ * link comes up (on a bridge, each of those is flooded to every port).
+ */
+export type AddrGenMode = 'eui64' | 'none' | 'stable_secret' | 'random';
 
 /** Options common to every new link. */
 interface LinkAddBase {
@@ -48,6 +57,8 @@ interface LinkAddBase {
   master?: string;
   /** Put the new bridge port (needs `master`) in hairpin mode; see `LinkSet.hairpin`. */
   hairpin?: boolean;
+  /** IPv6 address generation mode, set before the link comes up; see `AddrGenMode`. */
+  addrGenMode?: AddrGenMode;
 }
 
 /** A veth pair whose peer is born inside `peer.ns` under its final name (never moved). */
@@ -125,6 +136,8 @@ export interface LinkSet {
    * `master`); any other link fails EOPNOTSUPP. Releasing or re-enslaving a port resets it.
    */
   hairpin?: boolean;
+  /** IPv6 address generation mode; set it before the link first comes up (see AddrGenMode). */
+  addrGenMode?: AddrGenMode;
 }
 
 /** An address as read back (RTM_GETADDR). */
@@ -235,7 +248,8 @@ export type BatchableOp =
   | 'neighDel'
   | 'qdiscReplace'
   | 'qdiscDel'
-  | 'sysctlSet';
+  | 'sysctlSet'
+  | 'nftRun';
 
 /** What the kernel said when a request failed. */
 export interface KernelErrorInfo {
@@ -316,9 +330,11 @@ export interface Kernel {
 
   /**
    * Runs an nftables script (text syntax, one atomic transaction) through libnftables in the
-   * daemon's namespace. Returns libnftables' output (JSON when `json` is true).
+   * daemon's namespace. Returns libnftables' output (JSON when `json` is true). `terse` (`nft
+   * -t`) leaves set elements out of listings and out of what libnftables fetches for them: a
+   * `list chain` in a table whose sets hold thousands of elements costs tens of ms without it.
    */
-  nftRun(script: string, opts?: { json?: boolean }): Promise<string>;
+  nftRun(script: string, opts?: { json?: boolean; terse?: boolean }): Promise<string>;
 
   /**
    * Adds and deletes set/map elements of table `family table` in the daemon's namespace as one

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { KernelError, errnoFromCode } from './kernel-error.js';
+import { KernelError, NFT_RUN_ACTION, errnoFromCode } from './kernel-error.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { NETLINK_NETFILTER } from './nftables/constants.js';
 import { NftElementSyntaxError, encodeElementBatch } from './nftables/setelem.js';
@@ -80,6 +80,7 @@ import type {
   Tbf,
 } from './types.js';
 import type { WorkerOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import { activeTrace, startTrace } from './step-trace.js';
 
 /** statfs magic of nsfs: a mounted namespace file. */
 const NSFS_MAGIC = 0x6e736673;
@@ -191,9 +192,20 @@ export class HostKernel {
   }
 
   netnsAdd(path: string): void {
+    const trace = (activeTrace.current = startTrace('netnsAdd'));
+    try {
+      this.#netnsAdd(path);
+    } finally {
+      activeTrace.current = undefined;
+      trace?.end();
+    }
+  }
+
+  #netnsAdd(path: string): void {
     attempt(`Cannot add netns "${path}"`, () => {
       // The addon opens the new namespace's netlink socket on the thread that created it.
       const fd = this.#native.netnsCreate(path, NETLINK_ROUTE)!;
+      activeTrace.current?.mark('create');
       const st = fs.statSync(path);
       const sock = new NetlinkSocket(fd, (f) => this.#native.closeFd(f));
       this.#sockets.get(path)?.sock.close();
@@ -310,6 +322,7 @@ export class HostKernel {
       // rtnl_create_link ignores IFLA_IFALIAS: the alias needs a request of its own.
       const after: LinkSet = {};
       if (link.alias !== undefined) after.alias = link.alias;
+      if (link.addrGenMode !== undefined) after.addrGenMode = link.addrGenMode;
       if (link.up && !upNow) after.up = true;
       // Bridge port settings are their own AF_BRIDGE request (see linkSet).
       if (link.hairpin !== undefined) after.hairpin = link.hairpin;
@@ -335,8 +348,14 @@ export class HostKernel {
     if (changes.mtu !== undefined) attrs.mtu = changes.mtu;
     if (changes.mac !== undefined) attrs.mac = changes.mac;
     if (changes.alias !== undefined) attrs.alias = changes.alias;
+    if (changes.addrGenMode !== undefined) attrs.addrGenMode = changes.addrGenMode;
     if (changes.master === null) attrs.master = 0;
     else if (changes.master !== undefined) attrs.master = this.#resolve(sock, changes.master, ns);
+    // Without a master change, hairpin rides in this request as slave data (applied before the
+    // rest of it): no ifindex lookup and no AF_BRIDGE request of its own. A master change in
+    // the same request would be applied after it and reset it: then it is a request of its own.
+    const hairpinHere = changes.hairpin !== undefined && changes.master === undefined;
+    if (hairpinHere) attrs.slaveBrport = { hairpin: changes.hairpin! };
     const generic = header.change !== undefined || Object.keys(attrs).length > 0;
     let finalName = name;
     if (changes.name !== undefined && changes.name !== name) {
@@ -350,7 +369,7 @@ export class HostKernel {
     }
     if (generic || changes.name !== undefined || changes.hairpin === undefined)
       attempt(action, () => sock.request(encodeLink(RTM_NEWLINK, REQ_ACK, header, attrs)));
-    if (changes.hairpin !== undefined) {
+    if (changes.hairpin !== undefined && !hairpinHere) {
       // Bridge port settings go to the bridge (rtnl_bridge_setlink -> br_setlink): RTM_SETLINK
       // with ifi_family AF_BRIDGE, the port by ifi_index only, IFLA_PROTINFO nested. As
       // `bridge link set dev X hairpin on` sends it. After the master change above, if any.
@@ -400,16 +419,12 @@ export class HostKernel {
   }
 
   #dumpLinks(sock: NetlinkSocket): Link[] {
-    return sock
-      .request(
-        encodeLink(
-          RTM_GETLINK,
-          NLM_F_REQUEST | NLM_F_DUMP,
-          {},
-          { extMask: RTEXT_FILTER_SKIP_STATS },
-        ),
-      )
-      .map(decodeLink);
+    const msgs = sock.request(
+      encodeLink(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, {}, { extMask: RTEXT_FILTER_SKIP_STATS }),
+    );
+    const links = msgs.map(decodeLink);
+    activeTrace.current?.mark('decode');
+    return links;
   }
 
   addrAdd(dev: string, cidr: string, ns: NsRef, opts?: { noDad?: boolean }): void {
@@ -617,6 +632,16 @@ export class HostKernel {
   }
 
   batch(steps: readonly KernelStep[]): void {
+    const trace = (activeTrace.current = startTrace('batch'));
+    try {
+      this.#batch(steps);
+    } finally {
+      activeTrace.current = undefined;
+      trace?.end();
+    }
+  }
+
+  #batch(steps: readonly KernelStep[]): void {
     type Method = (...args: unknown[]) => unknown;
     let previousIgnored = false;
     for (const step of steps) {
@@ -626,6 +651,7 @@ export class HostKernel {
       previousIgnored = false;
       try {
         fn.apply(this, step.args);
+        activeTrace.current?.mark(step.op);
       } catch (err) {
         if (err instanceof KernelError && step.ignore?.includes(err.errnoCode)) {
           previousIgnored = true;
@@ -636,18 +662,21 @@ export class HostKernel {
     }
   }
 
-  nftRun(script: string, opts?: { json?: boolean }): string {
+  nftRun(script: string, opts?: { json?: boolean; terse?: boolean }): string {
+    const trace = startTrace('nftRun');
     try {
-      return this.#native.nftRun(script, opts?.json ?? false).output;
+      return this.#native.nftRun(script, opts?.json ?? false, opts?.terse ?? false).output;
     } catch (err) {
       const e = err as Error & { code?: string; errno?: number };
       if (typeof e.errno !== 'number') throw err;
       // libnftables' error text (with the offending line and carets) is the useful part.
-      throw new KernelError('Cannot run nftables script', {
+      throw new KernelError(NFT_RUN_ACTION, {
         errno: e.errno,
         code: e.code ?? '',
         extack: e.message,
       });
+    } finally {
+      trace?.end({ bytes: script.length });
     }
   }
 
@@ -736,7 +765,10 @@ if (parentPort) {
     try {
       const fn = (host as unknown as Record<string, Method>)[req.op];
       if (typeof fn !== 'function') throw new TypeError(`Unknown kernel operation "${req.op}"`);
+      const trace = (activeTrace.current = startTrace(`call ${req.op}`));
       reply = { id: req.id, ok: true, value: fn.apply(host, req.args) };
+      activeTrace.current = undefined;
+      trace?.end();
     } catch (err) {
       reply = replyError(req.id, err);
     }

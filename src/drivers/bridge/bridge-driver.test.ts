@@ -138,6 +138,14 @@ test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() un
   await d.deleteEndpoint(n, ep);
   assert.equal(await kernel.linkGet('vethcd1'), undefined);
   assert.equal(kernel.nftScripts.at(-1), pin.replaceAll('add element', 'delete element'));
+  // The pin is the batch's first step: when a later step fails the elements are in place, the
+  // mirror keeps them, and deleteEndpoint (the caller's undo) removes them.
+  const scripts = kernel.nftScripts.length;
+  kernel.failNext('linkAdd', 'EPERM');
+  await assert.rejects(d.ensureEndpoint(n, ep), /EPERM/);
+  assert.deepEqual(kernel.nftScripts.slice(scripts), [pin]);
+  await d.deleteEndpoint(n, ep);
+  assert.equal(kernel.nftScripts.at(-1), pin.replaceAll('add element', 'delete element'));
 });
 
 test('setVip() rolls a new VIP back when its address cannot be added, then works again', async () => {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidError } from '../../errors.js';
-import { ignoreErrno } from '../../kernel/kernel-error.js';
+import { ignoreErrno, KernelError, NFT_RUN_ACTION } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep, Link } from '../../kernel/types.js';
 import type {
   Driver,
@@ -294,6 +294,12 @@ export class BridgeDriver implements Driver<BridgeOptions> {
     // One round trip to the kernel thread for the whole endpoint. Each add treats EEXIST as
     // "already there" (the restore path re-runs this): the host-side name is unique to this
     // endpoint, and asking first would cost a round trip on every new endpoint.
+    //
+    // No IPv6 link-local address on the host end (a bridge port needs none), nor on the
+    // container's end when the endpoint has no IPv6: each link-local address brings DAD, a
+    // router solicitation and MLD reports, which the bridge floods to every port, so that
+    // creating the n-th endpoint cost O(n) and container creation slowed down 4x from 1 to
+    // 1000 containers (docs/benchmarks.md).
     const steps: KernelStep[] = [
       {
         op: 'linkAdd',
@@ -305,6 +311,13 @@ export class BridgeDriver implements Driver<BridgeOptions> {
             alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`,
             master: bridge,
             up: true,
+            // Hairpin mode on the port, on every endpoint (as Docker does with the userland
+            // proxy off): a container reaching a service VIP or a published port may be DNAT'd
+            // to itself, and with br_netfilter the bridge must then send the frame back out of
+            // the port it came in on. Always, not "only replicas": the port cannot know which
+            // services will pick it. Set in the request that sets the alias.
+            hairpin: true,
+            addrGenMode: 'none',
             peer: { name: ep.ifName, ns: ep.ns, mac: ep.mac.toString(), mtu: net.options.mtu },
           },
         ],
@@ -313,23 +326,26 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       // On an existing veth (restore, repair) the add did nothing: re-assert cnm's mark (a crash
       // between create and mark leaves it unmarked), the bridge (re-created after a deletion)
       // and the state. A new veth has all three already.
+      // (Re-)enslaving resets the hairpin setting: it is set again after the master.
       {
         op: 'linkSet',
         args: [
           ep.hostIfName,
-          { alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`, master: bridge, up: true },
+          {
+            alias: `${LINK_ALIAS_PREFIX}ep:${ep.id.slice(0, 12)}`,
+            master: bridge,
+            up: true,
+            hairpin: true,
+          },
         ],
         onlyIfPreviousIgnored: true,
       },
-      // Hairpin mode on the port, on every endpoint (as Docker does with the userland proxy
-      // off): a container reaching a service VIP or a published port may be DNAT'd to itself,
-      // and with br_netfilter the bridge must then send the frame back out of the port it came
-      // in on. Always, not "only replicas": the port cannot know which services will pick it,
-      // and it costs one request. After the steps above: (re-)enslaving resets the setting.
-      { op: 'linkSet', args: [ep.hostIfName, { hairpin: true }] },
-      // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
-      { op: 'linkSet', args: [ep.ifName, { up: true }, ep.ns] },
     ];
+    // Before the peer comes up, not in the same request: with its other end up it is running at
+    // once, and the kernel makes the link-local address before it applies IFLA_AF_SPEC.
+    if (!ep.ipv6) steps.push({ op: 'linkSet', args: [ep.ifName, { addrGenMode: 'none' }, ep.ns] });
+    // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is linked).
+    steps.push({ op: 'linkSet', args: [ep.ifName, { up: true }, ep.ns] });
     for (const { addr, fam } of [
       { addr: ep.ipv4, fam: net.ipv4 },
       { addr: ep.ipv6, fam: net.ipv6 },
@@ -353,20 +369,26 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       }
     }
     // Anti-spoofing: the port is pinned to the endpoint's MAC and addresses (`bridge` table,
-    // `firewall.ts`). The script is handed to the kernel thread before the batch, so the
-    // elements exist before the port does and the container never sends an unchecked frame.
+    // `firewall.ts`). The script is the batch's first step, so the elements exist before the
+    // port does and the container never sends an unchecked frame; one round trip for both.
     const port = ep.hostIfName;
     const prev = this.#fw.endpoint(port);
-    const pin = this.#nft(
-      this.#fw.addEndpoint({
-        port,
-        mac: ep.mac.toString(),
-        ...(ep.ipv4 ? { ipv4: ep.ipv4.address.toString() } : {}),
-        ...(ep.ipv6 ? { ipv6: ep.ipv6.address.toString() } : {}),
-      }),
-      () => this.#fw.restoreEndpoint(port, prev),
-    );
-    await Promise.all([pin, this.#kernel.batch(steps)]);
+    const pin = this.#fw.addEndpoint({
+      port,
+      mac: ep.mac.toString(),
+      ...(ep.ipv4 ? { ipv4: ep.ipv4.address.toString() } : {}),
+      ...(ep.ipv6 ? { ipv6: ep.ipv6.address.toString() } : {}),
+    });
+    if (pin) steps.unshift({ op: 'nftRun', args: [pin] });
+    try {
+      await this.#kernel.batch(steps);
+    } catch (err) {
+      // A failed script changed nothing (it is atomic): forget the pin. After a later step the
+      // elements are in place, and deleteEndpoint (the caller's undo) removes them.
+      if (pin && err instanceof KernelError && err.action === NFT_RUN_ACTION)
+        this.#fw.restoreEndpoint(port, prev);
+      throw err;
+    }
     if (!net.options.icc) await this.#nft(this.#fw.addIccPort(ep.hostIfName));
   }
 

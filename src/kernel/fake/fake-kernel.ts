@@ -3,9 +3,10 @@
  * that must run without root. Same errnos and messages as the real one for the cases cnm meets;
  * the shared suite `kernel.case.test.ts` holds both to the same behaviour.
  */
-import { KernelError, errnoFromCode } from '../kernel-error.js';
+import { KernelError, NFT_RUN_ACTION, errnoFromCode } from '../kernel-error.js';
 import type {
   Addr,
+  AddrGenMode,
   Kernel,
   KernelStep,
   Link,
@@ -33,6 +34,8 @@ interface FakeLink {
   master?: number;
   /** Bridge port hairpin mode; reset whenever the port is released or re-enslaved. */
   hairpin?: boolean;
+  /** Only when set: the real kernel reports its default (eui64) as well. */
+  addrGenMode?: AddrGenMode;
   /** veth peer (namespace key + name). */
   peer?: { ns: string; name: string };
   /** Parent of a macvlan/ipvlan/vlan (namespace key + ifindex): deleting it deletes the child. */
@@ -281,6 +284,7 @@ export class FakeKernel implements Kernel {
       out.link = l.parent.index;
     }
     if (l.alias !== undefined) out.alias = l.alias;
+    if (l.addrGenMode !== undefined) out.addrGenMode = l.addrGenMode;
     void space;
     return out;
   }
@@ -348,6 +352,7 @@ export class FakeKernel implements Kernel {
       mac: link.mac ?? newMac(),
       up: link.up ?? false,
       ...(link.alias !== undefined ? { alias: link.alias } : {}),
+      ...(link.addrGenMode !== undefined ? { addrGenMode: link.addrGenMode } : {}),
       ...(master ? { master: master.index } : {}),
       ...(master && link.hairpin !== undefined ? { hairpin: link.hairpin } : {}),
     };
@@ -403,6 +408,7 @@ export class FakeKernel implements Kernel {
     if (changes.mtu !== undefined) link.mtu = changes.mtu;
     if (changes.mac !== undefined) link.mac = changes.mac;
     if (changes.alias !== undefined) link.alias = changes.alias;
+    if (changes.addrGenMode !== undefined) link.addrGenMode = changes.addrGenMode;
     // The bridge driver refuses to enslave a bridge to a bridge.
     if (typeof master === 'number' && link.kind === 'bridge') {
       fail(action, 'ELOOP', 'Can not enslave a bridge to a bridge');
@@ -743,8 +749,8 @@ export class FakeKernel implements Kernel {
     }
   }
 
-  async nftRun(script: string, opts?: { json?: boolean }): Promise<string> {
-    this.#enter('nftRun', 'Cannot run nftables script');
+  async nftRun(script: string, opts?: { json?: boolean; terse?: boolean }): Promise<string> {
+    this.#enter('nftRun', NFT_RUN_ACTION);
     this.nftScripts.push(script);
     return this.nftOutput(script, opts?.json ?? false);
   }

@@ -73,6 +73,8 @@ export const IFLA_PROTINFO = 12;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_IFALIAS = 20;
+/** Per-family link settings, nested by address family (AF_INET6 → IFLA_INET6_*). */
+export const IFLA_AF_SPEC = 26;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_EXT_MASK = 29;
 /** RTEXT_FILTER_SKIP_STATS: leave the big stats blocks out of dumps. */
@@ -83,6 +85,11 @@ export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const IFLA_INFO_SLAVE_KIND = 4;
 export const IFLA_INFO_SLAVE_DATA = 5;
+
+/** IFLA_INET6_* (inside IFLA_AF_SPEC / AF_INET6). */
+export const IFLA_INET6_ADDR_GEN_MODE = 8;
+/** IN6_ADDR_GEN_MODE_* values, indexed as iproute2 names them (`addrgenmode`). */
+export const IN6_ADDR_GEN_MODE = { eui64: 0, none: 1, stable_secret: 2, random: 3 } as const;
 
 /** IFLA_BRPORT_* (inside IFLA_PROTINFO, and IFLA_INFO_SLAVE_DATA of a bridge port). */
 export const IFLA_BRPORT_MODE = 4;

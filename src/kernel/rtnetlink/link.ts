@@ -2,16 +2,19 @@
  * RTM_NEWLINK / RTM_DELLINK / RTM_GETLINK: struct ifinfomsg plus IFLA_* attributes, including
  * IFLA_LINKINFO for the link kinds cnm creates.
  */
-import type { Link } from '../types.js';
+import type { AddrGenMode, Link } from '../types.js';
 import {
+  AF_INET6,
   AF_UNSPEC,
   IFF_LOWER_UP,
   IFF_UP,
   IFLA_ADDRESS,
+  IFLA_AF_SPEC,
   IFLA_BRPORT_MODE,
   IFLA_EXT_MASK,
   IFLA_IFALIAS,
   IFLA_IFNAME,
+  IFLA_INET6_ADDR_GEN_MODE,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_DATA,
@@ -36,6 +39,7 @@ import {
   IFLA_VXLAN_PORT,
   IFLA_VXLAN_PROXY,
   IFLA_VXLAN_TTL,
+  IN6_ADDR_GEN_MODE,
   VETH_INFO_PEER,
 } from './constants.js';
 import { attr, MessageBuilder, parseAttrs, type NlMessage } from './message.js';
@@ -74,6 +78,18 @@ export interface LinkAttrs {
    * ifi_family AF_BRIDGE and ifi_index set applies them (br_setlink); RTM_NEWLINK ignores them.
    */
   brport?: BrPortAttrs;
+  /**
+   * Bridge port settings as IFLA_LINKINFO slave data (`ip link set X type bridge_slave …`): an
+   * RTM_NEWLINK on an existing port applies them through its master (br_port_slave_changelink)
+   * before the rest of the request, so they share one request with other changes. A link
+   * without a master fails EOPNOTSUPP. Not with `info` (a link kind) in the same message.
+   */
+  slaveBrport?: BrPortAttrs;
+  /**
+   * IFLA_AF_SPEC / AF_INET6 / IFLA_INET6_ADDR_GEN_MODE. Only on an existing link: the kernel
+   * refuses IFLA_AF_SPEC at creation (EAFNOSUPPORT).
+   */
+  addrGenMode?: AddrGenMode;
 }
 
 /** Bridge port settings (IFLA_BRPORT_*). */
@@ -171,6 +187,16 @@ function writeLinkAttrs(m: MessageBuilder, a: LinkAttrs): void {
     writeInfoData(m, a.info);
     m.end();
   }
+  if (a.slaveBrport !== undefined) {
+    m.begin(IFLA_LINKINFO).str(IFLA_INFO_SLAVE_KIND, 'bridge').begin(IFLA_INFO_SLAVE_DATA);
+    if (a.slaveBrport.hairpin !== undefined) m.u8(IFLA_BRPORT_MODE, a.slaveBrport.hairpin ? 1 : 0);
+    m.end().end();
+  }
+  if (a.addrGenMode !== undefined) {
+    m.begin(IFLA_AF_SPEC).begin(AF_INET6);
+    m.u8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE[a.addrGenMode]);
+    m.end().end();
+  }
   if (a.brport !== undefined) {
     // NLA_F_NESTED is what makes br_setlink parse IFLA_PROTINFO as IFLA_BRPORT_* attributes
     // (without it the attribute is the legacy single u8 STP state).
@@ -232,5 +258,14 @@ export function decodeLink(msg: NlMessage): Link {
   if (parent !== undefined && parent !== link.index) link.link = parent;
   const alias = attr.str(a.get(IFLA_IFALIAS));
   if (alias) link.alias = alias;
+  const afSpec = a.get(IFLA_AF_SPEC);
+  const inet6 = afSpec ? parseAttrs(afSpec).get(AF_INET6) : undefined;
+  const mode = inet6 ? attr.u8(parseAttrs(inet6).get(IFLA_INET6_ADDR_GEN_MODE)) : undefined;
+  if (mode !== undefined) {
+    const name = (Object.keys(IN6_ADDR_GEN_MODE) as AddrGenMode[]).find(
+      (k) => IN6_ADDR_GEN_MODE[k] === mode,
+    );
+    if (name) link.addrGenMode = name;
+  }
   return link;
 }
