@@ -1,9 +1,10 @@
 /**
  * The `cnm` command tree. Commands reach the daemon only through `ApiClient`; the client is
- * built on first use from `-H`/`CNM_HOST`, so help and flag errors never touch the socket.
+ * built on first use from the global flags (`-H`, `--tls*`) and `CNM_HOST`, `CNM_TLS_VERIFY`,
+ * `CNM_CERT_PATH`, so help and flag errors never touch the socket or the certificate files.
  */
 import { Command, CommanderError } from 'commander';
-import { ApiClient, CLIENT_VERSION, resolveHost } from './client.js';
+import { ApiClient, CLIENT_VERSION, resolveHost, resolveTls, type TlsFlags } from './client.js';
 import { runAction, type Act, type CliContext } from './context.js';
 import { benchCommand } from './commands/bench.js';
 import { composeCommand } from './commands/compose.js';
@@ -50,7 +51,12 @@ export function buildProgram(ctx: CliContext, state: { exitCode: number }, io: C
   const act: Act = (body) => runAction(ctx, state, body);
   const program = new Command('cnm')
     .description('A container network engine (Docker CNM) — command line client')
-    .option('-H, --host <host>', 'daemon socket to connect to (unix:///path)')
+    .option('-H, --host <host>', 'daemon to connect to: unix:///path or tcp://ADDR:PORT')
+    .option('--tls', 'use TLS; implied by --tlsverify')
+    .option('--tlsverify', "use TLS and verify the daemon's certificate (mutual TLS)")
+    .option('--tlscacert <file>', 'trust certificates signed by this CA (default ca.pem)')
+    .option('--tlscert <file>', 'TLS client certificate (default cert.pem)')
+    .option('--tlskey <file>', 'TLS client key (default key.pem)')
     .version(`cnm version ${CLIENT_VERSION}`, '-v, --version', 'print version information and quit')
     .enablePositionalOptions()
     .showSuggestionAfterError();
@@ -104,10 +110,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const ctx: CliContext = {
     ...io,
     now: () => new Date(),
-    client: () =>
-      (client ??= new ApiClient(
-        resolveHost(program?.opts<{ host?: string }>().host, io.env['CNM_HOST']),
-      )),
+    client: () => {
+      if (client) return client;
+      const opts = program?.opts<TlsFlags & { host?: string }>() ?? {};
+      const host = resolveHost(opts.host, io.env['CNM_HOST']);
+      // Certificates matter only for tcp://; a unix socket never reads them.
+      const tls = host.startsWith('tcp://') ? resolveTls(opts, io.env) : undefined;
+      return (client = new ApiClient(host, tls));
+    },
   };
   program = buildProgram(ctx, state, io);
   try {

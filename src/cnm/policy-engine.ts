@@ -11,7 +11,13 @@ import { ConflictError, InvalidError, NotFoundError, describeError } from '../er
 import type { Kernel } from '../kernel/types.js';
 import { Mutex } from '../lifecycle.js';
 import { IP, Prefix } from '../netaddr/index.js';
-import { fullScript, tenantAccs } from '../policy/compile.js';
+import {
+  canonicalElementText,
+  compareFirewallShape,
+  parseFirewallShape,
+  rulesetShape,
+} from '../drivers/bridge/firewall.js';
+import { fullScript, policyRuleset, setNames, tenantAccs } from '../policy/compile.js';
 import { IncrementalCompiler, deltaChanges, type ExtraSource } from '../policy/incremental.js';
 import {
   isValidNamespaceName,
@@ -210,6 +216,88 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
       await this.#kernel.nftRun(fullScript(this.#cfg.table, this.#inc.elements()));
       this.#stale = false;
     });
+  }
+
+  // ---------------------------------------------------------------- drift check
+
+  /** Raw element → canonical text, from the previous {@link verify} (kept only for elements still there). */
+  #canonical = new Map<string, string>();
+  /** The difference the last repair re-load was for (cleared once the table compares equal). */
+  #reloadedFor: string | undefined;
+  /** An element difference a re-load did not fix, already reported. */
+  #stuckOn: string | undefined;
+  /** The last listing that compared equal, with the intent then (raw elements per set, in order). */
+  #lastEqual: { listed: string; intent: string[][] } | undefined;
+
+  /**
+   * The reconciler's drift check: lists the policy table and compares its chains, rules and
+   * elements (canonical texts, so an element changed in place counts) with the compiled intent;
+   * on any difference re-loads the whole table through {@link reload}. The listing and the
+   * intent are read under the engine's lock, so a change being applied is never taken for
+   * drift. Separate from how changes are applied: it only reads, and repairs by a full reload.
+   * An element difference that a re-load did not remove is reported once, not re-loaded again.
+   * A listing byte-identical to the last one that compared equal, with the same intent, is not
+   * parsed again (3000 elements: 0.2 ms instead of 14 ms, `bench/firewall-check.ts`).
+   * @returns one line per repair (empty when nothing had drifted)
+   */
+  async verify(): Promise<string[]> {
+    const t = this.#cfg.table;
+    const drift = await this.#lock.run(async (): Promise<string | undefined> => {
+      let listed: string;
+      try {
+        listed = await this.#kernel.nftRun(`list table inet ${t}`, { json: true });
+      } catch {
+        return 'the table is missing';
+      }
+      const elems = this.#inc.elements();
+      const names = setNames();
+      const intent = names.map((name) => [...(elems.get(name) ?? [])]);
+      const last = this.#lastEqual;
+      this.#lastEqual = undefined;
+      if (
+        last?.listed === listed &&
+        intent.every(
+          (a, i) =>
+            a.length === last.intent[i]!.length && a.every((e, j) => e === last.intent[i]![j]),
+        )
+      ) {
+        this.#lastEqual = last;
+        return undefined;
+      }
+      const want = rulesetShape(policyRuleset(t));
+      want.elements = new Map();
+      const memo = new Map<string, string>();
+      for (const name of names) {
+        const texts: string[] = [];
+        for (const e of elems.get(name) ?? []) {
+          const text = this.#canonical.get(e) ?? canonicalElementText(e);
+          memo.set(e, text);
+          texts.push(text);
+        }
+        want.sets.set(`inet ${name}`, texts.length);
+        want.elements.set(`inet ${name}`, texts.sort());
+      }
+      this.#canonical = memo;
+      const d = compareFirewallShape(want, parseFirewallShape([listed]));
+      if (d.reload !== undefined) return d.reload;
+      const s = d.short[0];
+      if (!s) this.#lastEqual = { listed, intent };
+      return s && `set ${s.set} is short of ${s.missing} element(s)`;
+    });
+    if (drift === undefined) {
+      this.#reloadedFor = undefined;
+      return [];
+    }
+    // Only an element-text difference can survive a re-load (text written and listed differ).
+    if (drift === this.#reloadedFor && drift.endsWith('which cnm did not put there')) {
+      if (this.#stuckOn === drift) return [];
+      this.#stuckOn = drift;
+      return [`not re-loading again: ${drift} (still so after a re-load)`];
+    }
+    await this.reload();
+    this.#reloadedFor = drift;
+    this.#stuckOn = undefined;
+    return [`table re-loaded: ${drift}`];
   }
 
   // ---------------------------------------------------------------- compile and apply

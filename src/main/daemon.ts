@@ -248,6 +248,14 @@ async function main(): Promise<void> {
           return done;
         },
       },
+      {
+        name: 'policy',
+        run: async () => {
+          const done = await policy.verify();
+          for (const line of done) log('warn', `Drift repaired: policy ${line}`);
+          return done;
+        },
+      },
       { name: 'links', run: () => controller.repairDrift() },
     ],
     log,

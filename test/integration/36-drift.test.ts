@@ -2,12 +2,15 @@
  * Drift repair: with cnmd running, someone deletes a container's veth, deletes the `inet cnm`
  * table, removes a bridge, removes a container's default route, flushes the whole ruleset,
  * deletes single nftables elements (a published port's map element, anti-spoofing elements),
- * and deletes a macvlan container's interface. cnmd must restore each within 2 s (measured from
+ * changes elements in place (same key, other value), flushes the policy table (`inet
+ * cnm_policy`, with a policy in force that must hold again), deletes one of its elements and
+ * deletes it, and deletes a macvlan container's interface. cnmd must restore each within 2 s (measured from
  * the damage until the object is back and traffic through it works again; a re-made veth has
  * its network's sysctl profile again), and leave alone what it does not own: a foreign bridge
  * and a foreign nftables table in the same namespace. Needs root.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import {
   HOST_UPLINK_IP,
@@ -90,8 +93,15 @@ test(
       const c1Out = () => tcpConnect(c1.ns, w.outsideIp, 80, 300);
       const arpNotify = async (): Promise<string> =>
         (await exec(c1.ns, ['cat', '/proc/sys/net/ipv4/conf/eth0/arp_notify'])).stdout.trim();
-      const setHas = async (family: string, set: string, needle: string): Promise<boolean> => {
-        const r = await exec(w.hostNs, ['nft', 'list', 'set', family, 'cnm', set]);
+      const setHas = async (
+        family: string,
+        set: string,
+        needle: string,
+        table = 'cnm',
+      ): Promise<boolean> => {
+        // A map (pm4any) is listed with `list map`.
+        const kind = set.startsWith('pm4') ? 'map' : 'set';
+        const r = await exec(w.hostNs, ['nft', 'list', kind, family, table, set]);
         return r.code === 0 && r.stdout.includes(needle);
       };
 
@@ -182,6 +192,76 @@ test(
         ['nft', `delete element bridge cnm ep_ports { "${v1}" }`],
         () => setHas('bridge', 'ep_ports', `"${v1}"`),
       );
+
+      // Elements changed in place (same key, other value: the element count stays the same).
+      const deadIp = ip1.replace(/\.\d+$/, '.250');
+      await restore(
+        'published-port element changed in place',
+        [
+          'nft',
+          `delete element inet cnm pm4any { tcp . 8080 }; add element inet cnm pm4any { tcp . 8080 : ${deadIp} . 80 }`,
+        ],
+        async () => (await published()) && (await setHas('inet', 'pm4any', `${ip1} . 80`)),
+      );
+      await restore(
+        'anti-spoofing MAC element changed in place',
+        [
+          'nft',
+          `delete element bridge cnm ep_mac { "${v1}" . ${mac} }; add element bridge cnm ep_mac { "${v1}" . 02:00:00:00:00:01 }`,
+        ],
+        async () => (await c1Reachable()) && (await c2ToC1()),
+      );
+
+      // The policy table (inet cnm_policy): c1 (app=web) takes port 80 only from c2
+      // (role=friend); the outside's published-port traffic to c1 is then dropped.
+      for (const [id, labels] of [
+        [c1.id, { app: 'web' }],
+        [c2.id, { role: 'friend' }],
+      ] as const) {
+        const r = await a.post(`/cnm/containers/${id}/labels`, { Set: labels });
+        assert.equal(r.status, 204, r.text);
+      }
+      const pol = await a.post('/cnm/policies', {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'web-from-friend' },
+        spec: {
+          podSelector: { matchLabels: { app: 'web' } },
+          ingress: [
+            { from: [{ podSelector: { matchLabels: { role: 'friend' } } }], ports: [{ port: 80 }] },
+          ],
+        },
+      });
+      assert.equal(pol.status, 200, pol.text);
+      const enforced = async (): Promise<boolean> => (await c2ToC1()) && !(await published());
+      await until('the policy to be enforced', enforced);
+      // Intact tables with a policy in force compare equal element by element: no repair is
+      // logged while nothing is damaged (a text mismatch would re-load every second).
+      const repairsLogged = async (): Promise<string[]> =>
+        (await readFile(w.logFile, 'utf8')).split('\n').filter((l) => l.includes('Drift repaired'));
+      const quietFrom = (await repairsLogged()).length;
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.deepEqual((await repairsLogged()).slice(quietFrom), [], 'no repair of intact tables');
+      await restore(
+        'policy table flushed',
+        ['nft', 'flush', 'table', 'inet', 'cnm_policy'],
+        async () => (await setHas('inet', 'in_iso4', ip1, 'cnm_policy')) && (await enforced()),
+      );
+      await restore(
+        'policy element deleted',
+        ['nft', `delete element inet cnm_policy in_port4 { ${ip1} . ${c2.ip['d1']!} . tcp . 80 }`],
+        () => enforced(),
+      );
+      await restore(
+        'policy table deleted',
+        ['nft', 'delete', 'table', 'inet', 'cnm_policy'],
+        async () => (await setHas('inet', 'in_iso4', ip1, 'cnm_policy')) && (await enforced()),
+      );
+      const policyRepairs = (await repairsLogged()).filter((l) => /policy table re-loaded/.test(l));
+      assert.ok(policyRepairs.length >= 3, `policy repairs logged:\n${policyRepairs.join('\n')}`);
+      const unpol = await a.delete('/cnm/policies/default/web-from-friend');
+      assert.equal(unpol.status, 204, unpol.text);
+      await until('the published port to work without the policy', published);
 
       const { problems } = await checkConsistency(w, a, { servePort: 80 });
       assert.deepEqual(problems, [], problems.join('\n'));

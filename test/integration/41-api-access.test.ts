@@ -3,7 +3,9 @@
  * missing; `-H tcp://` without TLS is refused unless `--insecure-tcp`; with `--tlsverify` the
  * real docker CLI works over mutual TLS (from inside the world's host netns, against cnmd on
  * that netns's loopback) and a client without a certificate, or with one from another CA, is
- * refused; every state-changing request — and no read — is in the audit log with who sent it
+ * refused; the cnm CLI does the same with its docker-style `--tlsverify`/`-H tcp://` flags and
+ * `CNM_HOST`/`CNM_TLS_VERIFY`/`CNM_CERT_PATH`, and when refused prints why (no stack trace);
+ * every state-changing request — and no read — is in the audit log with who sent it
  * (SO_PEERCRED on the unix socket, the certificate subject over TLS, the address over plain
  * TCP), the status and the error message. Certificates are made with openssl in the world's
  * temp dir. The test creates a throwaway group `cnmt<pid>` and deletes it afterwards. Needs root
@@ -130,6 +132,19 @@ async function audit(file: string): Promise<any[]> {
     .map((l) => JSON.parse(l));
 }
 
+/**
+ * The audit log once `want` holds: a line is written when its response is complete, which can
+ * be just after the client has its answer (and exited).
+ */
+async function auditOnce(file: string, want: (entries: any[]) => boolean): Promise<any[]> {
+  const t0 = Date.now();
+  for (;;) {
+    const entries = await audit(file);
+    if (want(entries) || Date.now() - t0 > 5000) return entries;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function groupGid(name: string): Promise<number | undefined> {
   const r = await run('getent', ['group', name]);
   return r.code === 0 ? Number(r.stdout.split(':')[2]) : undefined;
@@ -223,7 +238,11 @@ test(
         assert.match(await ok(['network', 'rm', 'tlsnet']), /tlsnet/);
 
         // Refused: no client certificate, a certificate from another CA, plain HTTP.
-        const before = (await audit(auditLog)).length;
+        const before = (
+          await auditOnce(auditLog, (es) =>
+            es.some((e) => e.method === 'DELETE' && e.path.endsWith('/networks/tlsnet')),
+          )
+        ).length;
         for (const [what, args] of [
           ['no client certificate', ['--tls', '--tlscacert', certs.ca]],
           [
@@ -340,6 +359,143 @@ test(
         assert.ok(unix.who.pid > 0, 'peer pid from SO_PEERCRED');
         assert.equal(unix.status, 201);
         t.diagnostic(`audit: ${entries.length} entries, e.g. ${JSON.stringify(create)}`);
+
+        // The cnm CLI over mutual TLS, from the world's host netns: flags, then the environment
+        // (CNM_HOST, CNM_TLS_VERIFY, CNM_CERT_PATH with ca.pem/cert.pem/key.pem).
+        const cli = async (
+          args: string[],
+          env: Record<string, string> = {},
+        ): Promise<ExecResult & { code: number }> => {
+          const r = await exec(
+            w.hostNs,
+            [process.execPath, path.join(REPO_ROOT, 'dist/main/cli.js'), ...args],
+            {
+              timeoutMs: 30_000,
+              env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: w.dir, ...env },
+            },
+          );
+          return { ...r, code: r.code ?? -1 };
+        };
+        const cnmTls = [
+          '--tlsverify',
+          '--tlscacert',
+          certs.ca,
+          '--tlscert',
+          certs.clientCert,
+          '--tlskey',
+          certs.clientKey,
+          '-H',
+          `tcp://127.0.0.1:${TLS_PORT}`,
+        ];
+        const cliOk = async (args: string[], env?: Record<string, string>): Promise<string> => {
+          const r = await cli(args, env);
+          assert.equal(r.code, 0, `cnm ${args.join(' ')} failed:\n${r.stderr}`);
+          return r.stdout;
+        };
+        const auditMark = (await audit(auditLog)).length;
+        const cliId = (await cliOk([...cnmTls, 'network', 'create', 'clinet'])).trim();
+        assert.match(cliId, /^[0-9a-f]{64}$/);
+        assert.match(await cliOk([...cnmTls, 'network', 'ls']), /clinet/);
+        const certDir = path.join(w.dir, 'cnm-certs');
+        await mkdir(certDir, { recursive: true });
+        for (const [from, to] of [
+          [certs.ca, 'ca.pem'],
+          [certs.clientCert, 'cert.pem'],
+          [certs.clientKey, 'key.pem'],
+        ] as const) {
+          await writeFile(path.join(certDir, to), await readFile(from));
+        }
+        const byEnv = {
+          CNM_HOST: `tcp://127.0.0.1:${TLS_PORT}`,
+          CNM_TLS_VERIFY: '1',
+          CNM_CERT_PATH: certDir,
+        };
+        assert.match(
+          await cliOk(['network', 'ls', '--format', '{{.Name}}'], byEnv),
+          /^clinet$/m,
+          'CNM_HOST + CNM_TLS_VERIFY + CNM_CERT_PATH',
+        );
+        assert.match(await cliOk([...cnmTls, 'network', 'rm', 'clinet']), /clinet/);
+        const cliAudit = (
+          await auditOnce(auditLog, (es) =>
+            es.some((e) => e.method === 'DELETE' && e.path.endsWith('/networks/clinet')),
+          )
+        )
+          .slice(auditMark)
+          .filter((e) => e.who.transport === 'tls' && /\/networks\/(create|clinet)$/.test(e.path));
+        assert.deepEqual(
+          cliAudit.map(
+            (e) => `${e.method} ${e.status} ${/CN=cnm-test-client/.test(e.who.subject)}`,
+          ),
+          ['POST 201 true', 'DELETE 204 true'],
+          'the CLI is audited under its certificate',
+        );
+        // Refused, with a message and no stack trace: no client certificate (HOME has none),
+        // a certificate from another CA, plain HTTP to the TLS port, an unknown CA for the daemon.
+        for (const [what, args, msg] of [
+          [
+            'cnm without a client certificate',
+            ['--tlsverify', '--tlscacert', certs.ca],
+            /client certificate/,
+          ],
+          [
+            "cnm with a foreign CA's certificate",
+            [
+              '--tlsverify',
+              '--tlscacert',
+              certs.ca,
+              '--tlscert',
+              certs.rogueCert,
+              '--tlskey',
+              certs.rogueKey,
+            ],
+            /client certificate/,
+          ],
+          ['cnm over plain TCP', [], /does it require TLS\?/],
+          [
+            "cnm not trusting the daemon's CA",
+            [
+              '--tlsverify',
+              '--tlscacert',
+              path.join(w.dir, 'certs', 'rogue-ca.pem'),
+              '--tlscert',
+              certs.clientCert,
+              '--tlskey',
+              certs.clientKey,
+            ],
+            /not trusted/,
+          ],
+        ] as const) {
+          const r = await cli([
+            ...args,
+            '-H',
+            `tcp://127.0.0.1:${TLS_PORT}`,
+            'network',
+            'create',
+            'evil2',
+          ]);
+          t.diagnostic(`${what}: ${r.stderr.trim()}`);
+          assert.equal(r.code, 1, `${what}: exit 1 (got ${r.code}: ${r.stdout})`);
+          assert.match(r.stderr, /^Cannot connect to the cnm daemon at tcp:\/\/127\.0\.0\.1:2376/);
+          assert.match(r.stderr, msg, what);
+          assert.doesNotMatch(r.stderr, /unexpected error|\n\s+at /, `${what}: no stack trace`);
+        }
+        const missingCa = await cli([
+          ...cnmTls.slice(0, 1),
+          '--tlscacert',
+          '/nonexistent/ca.pem',
+          '-H',
+          `tcp://127.0.0.1:${TLS_PORT}`,
+          'network',
+          'ls',
+        ]);
+        assert.equal(missingCa.code, 1);
+        assert.match(
+          missingCa.stderr,
+          /Cannot read the CA certificate "\/nonexistent\/ca\.pem": ENOENT/,
+        );
+        const lsAfter = await cliOk(['network', 'ls', '--format', '{{.Name}}'], byEnv);
+        assert.doesNotMatch(lsAfter, /evil2|clinet/, 'refused CLI calls changed nothing');
 
         // Plain TCP when told --insecure-tcp (here through daemon.json, which also names the
         // group); the audit names the remote address.

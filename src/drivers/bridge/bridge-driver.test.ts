@@ -102,6 +102,31 @@ test('repairFirewall() adds back missing elements, and re-loads only when more i
   assert.deepEqual(await d.repairFirewall(), ['ruleset re-loaded: a table is missing']);
   assert.ok(kernel.nftScripts.at(-1)?.includes('table inet cnm {'));
   assert.ok(kernel.nftScripts.at(-1)?.includes('add element inet cnm hairpin4'));
+
+  // An element changed in place (same count): a re-load; if the kernel still lists it so after
+  // the re-load, that is reported once and not re-loaded every pass.
+  const changed = parseFirewallShape([shapeJson(intact, 'inet'), shapeJson(intact, 'bridge')]);
+  changed.elements!.set('inet hairpin4', [`${d.bridgeName(n)} . 10.9.9.0/24`]);
+  kernel.nftOutput = listing(changed);
+  const why = `set inet hairpin4 holds "${d.bridgeName(n)} . 10.9.9.0/24", which cnm did not put there`;
+  assert.deepEqual(await d.repairFirewall(), [`ruleset re-loaded: ${why}`]);
+  const afterReload = kernel.nftScripts.length;
+  assert.deepEqual(await d.repairFirewall(), [
+    `not re-loading again: ${why} (still so after a re-load)`,
+  ]);
+  assert.deepEqual(await d.repairFirewall(), []);
+  assert.equal(kernel.nftScripts.length, afterReload + 4, 'only listings, no more re-loads');
+
+  // Listings identical to ones that compared equal count as equal only while the mirror is
+  // unchanged: after the network is gone, the same listings hold elements cnm no longer wants.
+  kernel.nftOutput = listing(intact);
+  assert.deepEqual(await d.repairFirewall(), []);
+  assert.deepEqual(await d.repairFirewall(), []);
+  await d.deleteNetwork(n);
+  assert.match(
+    (await d.repairFirewall())[0] ?? '',
+    /^ruleset re-loaded: set \S+ \S+ has 1 elements, not 0$/,
+  );
 });
 
 test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() unpins it', async () => {

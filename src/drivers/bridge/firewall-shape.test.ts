@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   FirewallState,
+  canonicalElement,
+  canonicalElementText,
   compareFirewallShape,
   parseFirewallShape,
   type FirewallShape,
@@ -137,4 +139,50 @@ test('elementScript() re-adds every element of the named sets only', () => {
     ].join('\n'),
   );
   assert.equal(fw.elementScript([]), '');
+});
+
+test('element texts: the mirror’s lines and nft’s JSON listing give the same canonical text', () => {
+  // Elements as `nft -j list table` printed them for these statements (nft 1.0.6).
+  const cases: [string, unknown][] = [
+    ['"cnmbr-1" . "cnmbr-1" : accept', [{ concat: ['cnmbr-1', 'cnmbr-1'] }, { accept: null }]],
+    ['10.1.0.0/24', { prefix: { addr: '10.1.0.0', len: 24 } }],
+    ['fd00:0:0:1:0::/64', { prefix: { addr: 'fd00:0:0:1::', len: 64 } }],
+    ['"br1" . 10.1.0.0/24', { concat: ['br1', { prefix: { addr: '10.1.0.0', len: 24 } }] }],
+    [
+      '127.0.0.1 . udp . 8081 : 10.1.0.3 . 53',
+      [{ concat: ['127.0.0.1', 'udp', 8081] }, { concat: ['10.1.0.3', 53] }],
+    ],
+    ['10.1.0.200 : jump svc_abc', ['10.1.0.200', { jump: { target: 'svc_abc' } }]],
+    ['"Veth1" . 02:42:0A:01:00:02', { concat: ['Veth1', '02:42:0a:01:00:02'] }],
+    ['"veth1" . FD00:0:0:1::2', { concat: ['veth1', 'fd00:0:0:1::2'] }],
+    ['10.1.0.9/32', '10.1.0.9'],
+    ['"x"', { elem: { val: 'x', counter: { packets: 0, bytes: 0 } } }],
+  ];
+  for (const [text, json] of cases) {
+    assert.equal(canonicalElementText(text), canonicalElement(json), text);
+  }
+});
+
+test('compareFirewallShape() re-loads for an element changed in place (same count)', () => {
+  const fw = new FirewallState('cnm');
+  fw.addNetwork(net);
+  fw.addEndpoint(ep);
+  fw.addPorts([port]);
+  const want = fw.expectedShape();
+  const have = parseFirewallShape([shapeJson(want, 'inet'), shapeJson(want, 'bridge')]);
+  assert.deepEqual(compareFirewallShape(want, have), { short: [] });
+  have.elements!.set('inet pm4any', ['tcp . 8080 : 10.9.0.99 . 80']);
+  assert.match(
+    compareFirewallShape(want, have).reload ?? '',
+    /set inet pm4any holds "tcp \. 8080 : 10\.9\.0\.99 \. 80", which cnm did not put there/,
+  );
+  // Short of one element and holding a foreign one: a re-load, not a top-up.
+  fw.addPorts([{ ...port, hostPort: 8081 }]);
+  const want2 = fw.expectedShape();
+  assert.equal(want2.sets.get('inet pm4any'), 2, 'the cached shape follows changes');
+  assert.match(compareFirewallShape(want2, have).reload ?? '', /pm4any holds/);
+  have.elements!.set('inet pm4any', ['tcp . 8080 : 10.9.0.2 . 80']);
+  assert.deepEqual(compareFirewallShape(want2, have), {
+    short: [{ set: 'inet pm4any', missing: 1 }],
+  });
 });

@@ -28,6 +28,7 @@
  * This module is pure: it builds nft script text. `FirewallState` mirrors the elements so that
  * removals only ever name elements that exist (nft 1.0.6 has no `destroy`).
  */
+import { IP } from '../../netaddr/index.js';
 
 /** A bridge network's firewall facts. */
 export interface FirewallNetwork {
@@ -277,22 +278,28 @@ table bridge ${t} {
 }
 
 /**
- * What a table holds, reduced to counts: rules per chain and elements per set or map, keyed
- * `<family> <name>`. Enough to notice a deleted (or added) rule or element without comparing
- * element values, whose printed forms nft normalises.
+ * What a table holds: rules per chain, elements per set or map (keyed `<family> <name>`) and,
+ * when known, every set's elements in canonical text form ({@link canonicalElement}), sorted.
+ * Counts notice a deleted or added rule or element; the element texts also notice an element
+ * changed in place (same key, other value), which keeps the count.
  */
 export interface FirewallShape {
   chains: Map<string, number>;
   sets: Map<string, number>;
+  /** Sorted canonical elements per set; sets without an entry are compared by count only. */
+  elements?: Map<string, string[]>;
 }
-
-/** The base ruleset's chains (with their rule counts) and sets, per table name. */
-function baseShape(t: string): FirewallShape {
+/**
+ * The chains (with their rule counts) and sets (with no elements) a ruleset text in this
+ * module's layout defines: `table F T {` blocks with one `set|map NAME {…}` or rule per line.
+ * The policy table's ruleset has the same layout, so its drift check uses this too.
+ */
+export function rulesetShape(ruleset: string): FirewallShape {
   const shape: FirewallShape = { chains: new Map(), sets: new Map() };
   let family = '';
   let chain: string | undefined;
   // The second `table … {` of each family opens the definitions (the first pair only empties).
-  for (const raw of baseRuleset(t).split('\n')) {
+  for (const raw of ruleset.split('\n')) {
     const line = raw.trim();
     const table = /^table (\w+) \S+ \{$/.exec(line);
     if (table) family = table[1]!;
@@ -313,12 +320,87 @@ function baseShape(t: string): FirewallShape {
   return shape;
 }
 
+/** An address as nft prints it (IPv6 compressed, lower case), or `undefined`. */
+function canonicalIp(text: string): IP | undefined {
+  return /^[0-9a-fA-F:.]+$/.test(text) && /[:.]/.test(text) ? IP.tryParse(text) : undefined;
+}
+
 /**
- * Reads the shape of cnm's tables from `nft -j list table …` outputs (one per table).
+ * A token of an `add element` body as nft lists it: IPv6 addresses compressed and lower case
+ * (as inet_ntop prints them), MACs lower case, a one-address prefix or range as the address, an
+ * address range that is exactly a prefix as that prefix, a one-port range as the port.
+ */
+function canonicalToken(tok: string): string {
+  const range = /^([^-]+)-([^-]+)$/.exec(tok);
+  if (range) {
+    const [a, b] = [range[1]!, range[2]!];
+    if (/^\d+$/.test(a) && /^\d+$/.test(b)) return Number(a) === Number(b) ? a : tok;
+    const [lo, hi] = [canonicalIp(a), canonicalIp(b)];
+    if (!lo || !hi || lo.family !== hi.family) return tok;
+    const width = lo.family === 6 ? 128 : 32;
+    // hi - lo + 1 a power of two and lo aligned to it: a prefix.
+    const size = hi.value - lo.value + 1n;
+    const host = size.toString(2).length - 1;
+    if (size > 0n && size === 1n << BigInt(host) && lo.value % size === 0n) {
+      return host === 0 ? lo.toString() : `${lo.toString()}/${width - host}`;
+    }
+    return `${lo.toString()}-${hi.toString()}`;
+  }
+  if (!/[:/]/.test(tok)) return tok;
+  const [addr, len] = tok.split('/');
+  const ip = canonicalIp(addr!);
+  // Not an address: a MAC (six groups, no `::`), printed in lower case.
+  if (!ip) return /^[0-9a-fA-F:]+$/.test(tok) ? tok.toLowerCase() : tok;
+  const bits = len === undefined || Number(len) === (ip.family === 6 ? 128 : 32) ? '' : `/${len}`;
+  return `${ip.toString()}${bits}`;
+}
+
+/**
+ * One element of nft's JSON listing in canonical text: `key` or `key : value`, concatenations
+ * joined by ` . `, prefixes `addr/len`, ranges `a-b`, verdicts `accept`, `jump chain`, names
+ * unquoted. nft already prints addresses canonically, so values are taken as they are (this
+ * runs on every listed element each pass); {@link canonicalElementText} gives the same text for
+ * an `add element` line's body.
+ */
+export function canonicalElement(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return `${canonicalElement(v[0])} : ${canonicalElement(v[1])}`;
+  if (v === null || typeof v !== 'object') return String(v);
+  const o = v as Record<string, unknown>;
+  if ('elem' in o) return canonicalElement((o['elem'] as { val?: unknown }).val);
+  if (Array.isArray(o['concat'])) return o['concat'].map(canonicalElement).join(' . ');
+  const prefix = o['prefix'] as { addr?: unknown; len?: unknown } | undefined;
+  if (prefix) return `${String(prefix.addr)}/${String(prefix.len)}`;
+  if (Array.isArray(o['range'])) return o['range'].map(canonicalElement).join('-');
+  for (const verdict of ['jump', 'goto']) {
+    const target = (o[verdict] as { target?: unknown } | undefined)?.target;
+    if (target !== undefined) return `${verdict} ${String(target)}`;
+  }
+  const keys = Object.keys(o);
+  if (keys.length === 1 && o[keys[0]!] === null) return keys[0]!;
+  return JSON.stringify(v);
+}
+
+/**
+ * The canonical text of one element of an `add element … { BODY }` line (one element, no
+ * commas). Quoted tokens are names and stay as they are.
+ */
+export function canonicalElementText(body: string): string {
+  return body
+    .trim()
+    .split(/\s+/)
+    .map((t) => (t.startsWith('"') ? t.slice(1, -1) : canonicalToken(t)))
+    .join(' ');
+}
+
+/**
+ * Reads the shape of cnm's tables from `nft -j list table …` outputs (one per table), element
+ * texts included.
  * @throws SyntaxError when an output is not nft's JSON
  */
 export function parseFirewallShape(outputs: readonly string[]): FirewallShape {
-  const shape: FirewallShape = { chains: new Map(), sets: new Map() };
+  const shape: FirewallShape = { chains: new Map(), sets: new Map(), elements: new Map() };
   for (const out of outputs) {
     const doc = JSON.parse(out) as { nftables?: Record<string, Record<string, unknown>>[] };
     for (const item of doc.nftables ?? []) {
@@ -334,11 +416,10 @@ export function parseFirewallShape(outputs: readonly string[]): FirewallShape {
       }
       const set = item['set'] ?? item['map'];
       if (set) {
-        const elem = set['elem'];
-        shape.sets.set(
-          `${String(set['family'])} ${String(set['name'])}`,
-          Array.isArray(elem) ? elem.length : 0,
-        );
+        const elem = Array.isArray(set['elem']) ? (set['elem'] as unknown[]) : [];
+        const key = `${String(set['family'])} ${String(set['name'])}`;
+        shape.sets.set(key, elem.length);
+        shape.elements!.set(key, elem.map(canonicalElement).sort());
       }
     }
   }
@@ -353,7 +434,11 @@ export interface ShapeDrift {
   short: { set: string; missing: number }[];
 }
 
-/** Compares the intended shape with the kernel's. */
+/**
+ * Compares the intended shape with the kernel's: chains and rule counts, element counts, and
+ * where both sides carry element texts, the elements themselves (a set short of elements may be
+ * topped up only when every element it holds is an intended one).
+ */
 export function compareFirewallShape(want: FirewallShape, have: FirewallShape): ShapeDrift {
   for (const [chain, rules] of want.chains) {
     const n = have.chains.get(chain);
@@ -368,6 +453,19 @@ export function compareFirewallShape(want: FirewallShape, have: FirewallShape): 
     const n = have.sets.get(set);
     if (n === undefined) return { reload: `set ${set} is missing`, short: [] };
     if (n > count) return { reload: `set ${set} has ${n} elements, not ${count}`, short: [] };
+    const wantElems = want.elements?.get(set);
+    const haveElems = have.elements?.get(set);
+    if (wantElems && haveElems) {
+      // Both sorted: a merge walk finds the first listed element that is not intended.
+      let i = 0;
+      for (const e of haveElems) {
+        while (i < wantElems.length && wantElems[i]! < e) i++;
+        if (wantElems[i] !== e) {
+          return { reload: `set ${set} holds "${e}", which cnm did not put there`, short: [] };
+        }
+        i++;
+      }
+    }
     if (n < count) short.push({ set, missing: count - n });
   }
   return { short };
@@ -384,6 +482,8 @@ export class FirewallState {
   #iccPorts = new Set<string>();
   #vips = new Map<string, FirewallVip>();
   #endpoints = new Map<string, FirewallEndpoint>();
+  /** {@link expectedShape}'s last answer; every mutator drops it. */
+  #shape: FirewallShape | undefined;
 
   constructor(table: string) {
     this.table = table;
@@ -407,20 +507,36 @@ export class FirewallState {
       .filter((l) => l.startsWith('add element '));
   }
 
-  /** The shape the kernel's tables should have: base chains, VIP chains, element counts. */
+  /**
+   * The shape the kernel's tables should have: base chains, VIP chains, element counts and
+   * element texts. Shared until the next change: callers must not modify it.
+   */
   expectedShape(): FirewallShape {
-    const shape = baseShape(this.table);
+    // The drift check asks every second; the mirror changes far less often.
+    this.#shape ??= this.#computeShape();
+    return this.#shape;
+  }
+
+  #computeShape(): FirewallShape {
+    const shape = rulesetShape(baseRuleset(this.table));
+    const elements = new Map<string, string[]>();
+    for (const set of shape.sets.keys()) elements.set(set, []);
     for (const v of this.#vips.values()) {
       // vipScript: the interface test plus one drop or DNAT rule.
       shape.chains.set(`inet svc_${v.id}`, 2);
       if (v.vip6 !== undefined) shape.chains.set(`inet svc6_${v.id}`, 2);
     }
     for (const line of this.#elementLines()) {
-      const key = /^add element (\w+) \S+ (\w+) /.exec(line);
-      if (key)
-        shape.sets.set(`${key[1]} ${key[2]}`, (shape.sets.get(`${key[1]} ${key[2]}`) ?? 0) + 1);
+      const m = /^add element (\w+) \S+ (\w+) \{ (.*) \}$/.exec(line);
+      if (!m) continue;
+      const key = `${m[1]} ${m[2]}`;
+      shape.sets.set(key, (shape.sets.get(key) ?? 0) + 1);
+      const list = elements.get(key) ?? [];
+      list.push(canonicalElementText(m[3]!));
+      elements.set(key, list);
     }
-    return shape;
+    for (const list of elements.values()) list.sort();
+    return { ...shape, elements };
   }
 
   /**
@@ -442,6 +558,7 @@ export class FirewallState {
    * with other values is re-pinned: its old elements are deleted in the same script.
    */
   addEndpoint(e: FirewallEndpoint): string {
+    this.#shape = undefined;
     const cur = this.#endpoints.get(e.port);
     if (cur && sameEndpoint(cur, e)) return '';
     this.#endpoints.set(e.port, { ...e });
@@ -451,6 +568,7 @@ export class FirewallState {
   }
 
   removeEndpoint(port: string): string {
+    this.#shape = undefined;
     const cur = this.#endpoints.get(port);
     if (!cur) return '';
     this.#endpoints.delete(port);
@@ -465,17 +583,20 @@ export class FirewallState {
 
   /** Puts a port's mirrored identity back without producing a script (revert after a failure). */
   restoreEndpoint(port: string, prev: FirewallEndpoint | undefined): void {
+    this.#shape = undefined;
     if (prev) this.#endpoints.set(port, { ...prev });
     else this.#endpoints.delete(port);
   }
 
   addNetwork(n: FirewallNetwork): string {
+    this.#shape = undefined;
     if (this.#networks.has(n.bridge)) return '';
     this.#networks.set(n.bridge, { ...n });
     return networkElements('add', this.table, n).join('\n');
   }
 
   removeNetwork(bridge: string): string {
+    this.#shape = undefined;
     const n = this.#networks.get(bridge);
     if (!n) return '';
     this.#networks.delete(bridge);
@@ -492,6 +613,7 @@ export class FirewallState {
   }
 
   addPorts(ports: readonly FirewallPort[]): string {
+    this.#shape = undefined;
     const lines: string[] = [];
     for (const p of ports) {
       const key = portKey(p);
@@ -503,6 +625,7 @@ export class FirewallState {
   }
 
   removePorts(ports: readonly FirewallPort[]): string {
+    this.#shape = undefined;
     const lines: string[] = [];
     for (const p of ports) {
       const cur = this.#ports.get(portKey(p));
@@ -516,12 +639,14 @@ export class FirewallState {
   }
 
   addIccPort(port: string): string {
+    this.#shape = undefined;
     if (this.#iccPorts.has(port)) return '';
     this.#iccPorts.add(port);
     return iccPortElement('add', this.table, port);
   }
 
   removeIccPort(port: string): string {
+    this.#shape = undefined;
     if (!this.#iccPorts.delete(port)) return '';
     return iccPortElement('delete', this.table, port);
   }
@@ -533,6 +658,7 @@ export class FirewallState {
 
   /** Programs a VIP or replaces its backends (one atomic batch: the chain is rewritten). */
   setVip(v: FirewallVip): string {
+    this.#shape = undefined;
     const fresh = !this.#vips.has(v.id);
     this.#vips.set(v.id, {
       ...v,
@@ -543,6 +669,7 @@ export class FirewallState {
   }
 
   removeVip(id: string): string {
+    this.#shape = undefined;
     const v = this.#vips.get(id);
     if (!v) return '';
     this.#vips.delete(id);

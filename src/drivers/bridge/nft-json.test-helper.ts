@@ -8,7 +8,9 @@ export function shapeJson(shape: FirewallShape, family: string, table = 'cnm'): 
   for (const [key, n] of shape.sets) {
     const [f, name] = key.split(' ');
     if (f !== family) continue;
-    const elem = Array.from({ length: n }, (_, i) => `e${i}`);
+    // The intended element texts where the shape has them (canonical text reads back as is).
+    const texts = shape.elements?.get(key);
+    const elem = Array.from({ length: n }, (_, i) => texts?.[i] ?? `e${i}`);
     items.push({ set: { family, name, table, ...(n > 0 ? { elem } : {}) } });
   }
   for (const [key, n] of shape.chains) {
