@@ -55,3 +55,31 @@ test('runOnce() never overlaps a check in progress', async () => {
   await r.stop();
   assert.equal(maxActive, 1);
 });
+
+test('a check with a share is skipped until its share of the time is used up', async () => {
+  let slow = 0;
+  let repairing = 0;
+  const r = startReconciler({
+    intervalMs: 60_000,
+    checks: [
+      {
+        name: 'slow',
+        share: 0.01,
+        run: async () => {
+          slow++;
+          await new Promise((res) => setTimeout(res, 20)); // 20 ms at 1%: 2 s before the next
+          return [];
+        },
+      },
+      { name: 'fixer', share: 0.01, run: async () => (++repairing <= 2 ? ['fixed'] : []) },
+    ],
+    log: () => {},
+  });
+  await r.runOnce();
+  await r.runOnce();
+  await r.runOnce();
+  await r.stop();
+  assert.equal(slow, 1, 'skipped while its share is used up');
+  // A check that repaired something runs again at once, to see that the repair held.
+  assert.equal(repairing, 3);
+});

@@ -16,13 +16,20 @@ export type RepairCheck = () => Promise<string[]>;
 export interface ReconcilerOptions {
   /** Period in milliseconds (default 1000). */
   intervalMs?: number;
-  checks: { name: string; run: RepairCheck }[];
+  /**
+   * `share`: the largest share of the time the check may take; after a run that took d ms it is
+   * skipped until d / share ms after that run started (default: every period).
+   */
+  checks: { name: string; run: RepairCheck; share?: number }[];
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 }
 
 /** A running reconciler. */
 export interface Reconciler {
-  /** Runs every check once now (also while the timer runs); resolves with the repairs made. */
+  /**
+   * Runs every check once now (also while the timer runs; a check whose share is used up is
+   * skipped); resolves with the repairs made.
+   */
   runOnce(): Promise<string[]>;
   /** Stops the timer and waits for a check in progress. */
   stop(): Promise<void>;
@@ -35,13 +42,22 @@ export interface Reconciler {
 export function startReconciler(opts: ReconcilerOptions): Reconciler {
   let running: Promise<string[]> | undefined;
   let stopped = false;
+  /** Per check with a `share`: the earliest time (performance.now()) it runs again. */
+  const notBefore = new Map<string, number>();
   const runOnce = (): Promise<string[]> => {
     if (running) return running;
     running = (async () => {
       const out: string[] = [];
       for (const c of opts.checks) {
+        const start = performance.now();
+        if (start < (notBefore.get(c.name) ?? 0)) continue;
         try {
-          for (const line of await c.run()) out.push(`${c.name}: ${line}`);
+          const lines = await c.run();
+          for (const line of lines) out.push(`${c.name}: ${line}`);
+          // After a repair the check runs again next period, to see that it held.
+          if (c.share !== undefined && lines.length === 0) {
+            notBefore.set(c.name, start + (performance.now() - start) / c.share);
+          } else notBefore.delete(c.name);
         } catch (err) {
           opts.log('error', `Drift check "${c.name}" failed: ${String(err)}`);
         }

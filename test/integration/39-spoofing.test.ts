@@ -262,7 +262,8 @@ test(
       };
 
       // Control: with A's port taken out of `ep_ports` the very same frames get through and
-      // poison C's and the host's neighbour entries, so the checks below can fail.
+      // poison C's and the host's neighbour entries, so the checks below can fail. cnmd is
+      // stopped meanwhile (its state stays): its drift pass would put the element back at once.
       const pinned = (await exec(w.hostNs, ['nft', 'list', 'set', 'bridge', 'cnm', 'ep_mac']))
         .stdout;
       const portA = new RegExp(`"([^"]+)" \\. ${A.mac}`).exec(pinned)?.[1];
@@ -271,9 +272,11 @@ test(
         exec(w.hostNs, ['nft', verb, 'element', 'bridge', 'cnm', 'ep_ports', `{ "${portA}" }`], {
           check: true,
         });
+      await d.stop();
       await epPorts('delete');
       await attempt('control (unchecked)', false);
       await epPorts('add');
+      await d.restart();
       for (const ns of [C.ns, w.hostNs]) {
         await exec(ns, ['ip', 'neigh', 'flush', 'to', ip(B)], { check: true });
       }

@@ -3,18 +3,26 @@ import { test } from 'node:test';
 import { FakeKernel } from '../../kernel/fake/fake-kernel.js';
 import { IP, MAC, Prefix } from '../../netaddr/index.js';
 import type { DriverEndpoint, DriverNetwork } from '../types.js';
-import { BridgeDriver } from './bridge-driver.js';
+import { BridgeDriver, type BridgeDriverConfig } from './bridge-driver.js';
 import { shapeJson } from './nft-json.test-helper.js';
-import { FirewallState, parseFirewallShape, type FirewallShape } from './firewall.js';
+import {
+  FirewallState,
+  parseFirewallShape,
+  structureOnly,
+  type FirewallShape,
+} from './firewall.js';
 import type { BridgeOptions } from './options.js';
 
-function setup() {
+function setup(extra: Partial<BridgeDriverConfig> = {}) {
   const kernel = new FakeKernel({ hostLinks: ['eth0', 'up0'] });
   const d = new BridgeDriver(kernel, {
     table: 'cnm',
     bridgePrefix: 'cnmbr-',
     defaultBridgeName: 'cnm0',
     mtu: 1500,
+    // Every drift pass lists the elements: these tests call repairFirewall() back to back.
+    elementCheckShare: Number.POSITIVE_INFINITY,
+    ...extra,
   });
   const net = (bridgeName: string): DriverNetwork<BridgeOptions> => ({
     id: 'ab'.repeat(32),
@@ -63,6 +71,43 @@ test('ensureNetwork() makes a named bridge under its derived name, then renames 
   await kernel.linkDel('mybr0');
   await d.ensureNetwork(n);
   assert.equal((await kernel.linkGet('mybr0'))?.mac, l?.mac);
+});
+
+test('repairFirewall() lists elements only within its time share, the structure every pass', async () => {
+  // A share so small that any listing's cost puts the next element listing 10 s away.
+  const { kernel, d, net } = setup({ elementCheckShare: 1e-12 });
+  await d.init();
+  await d.ensureNetwork(net(''));
+  const terse: boolean[] = [];
+  let shape = new FirewallState('cnm').expectedShape();
+  const mirror = new FirewallState('cnm');
+  mirror.addNetwork({
+    bridge: d.bridgeName(net('')),
+    subnet4: '10.9.0.0/24',
+    internal: false,
+    icc: true,
+    masquerade: true,
+  });
+  shape = mirror.expectedShape();
+  kernel.nftOutput = (script, _json, t) => {
+    if (script.startsWith('list table')) terse.push(t);
+    const fam = script.startsWith('list table inet') ? 'inet' : 'bridge';
+    return shapeJson(t ? structureOnly(shape) : shape, fam);
+  };
+  assert.deepEqual(await d.repairFirewall(), []);
+  assert.deepEqual(await d.repairFirewall(), []);
+  assert.deepEqual(terse, [false, false, true, true], 'a full listing, then terse ones');
+  // A chain gone is seen by a terse pass; the re-load makes the next pass a full one again.
+  const broken = structureOnly(shape);
+  broken.chains.delete('inet forward');
+  kernel.nftOutput = (script, _json, t) => {
+    if (script.startsWith('list table')) terse.push(t);
+    return shapeJson(broken, script.startsWith('list table inet') ? 'inet' : 'bridge');
+  };
+  assert.deepEqual(await d.repairFirewall(), ['ruleset re-loaded: chain inet forward is missing']);
+  terse.length = 0;
+  await d.repairFirewall();
+  assert.deepEqual(terse.slice(0, 2), [false, false]);
 });
 
 test('repairFirewall() adds back missing elements, and re-loads only when more is wrong', async () => {

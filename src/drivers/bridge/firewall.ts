@@ -426,6 +426,15 @@ export function parseFirewallShape(outputs: readonly string[]): FirewallShape {
   return shape;
 }
 
+/**
+ * The structure of `shape` only: its chains with their rule counts and its sets with no
+ * elements, to compare with a terse listing (`nft -t`, which neither lists nor fetches
+ * elements).
+ */
+export function structureOnly(shape: FirewallShape): FirewallShape {
+  return { chains: shape.chains, sets: new Map([...shape.sets.keys()].map((k) => [k, 0])) };
+}
+
 /** What {@link compareFirewallShape} found. */
 export interface ShapeDrift {
   /** Why only a full reload can help (a chain gone or changed, a set gone or with extras). */

@@ -151,8 +151,8 @@ export class FakeKernel implements Kernel {
   }[] = [];
   /** Directories made shared with `netnsDirEnsure`. */
   readonly sharedDirs = new Set<string>();
-  /** Answers `nftRun` (default: empty output). */
-  nftOutput: (script: string, json: boolean) => string = () => '';
+  /** Answers `nftRun` (default: empty output); `terse` as asked (`nft -t`: no set elements). */
+  nftOutput: (script: string, json: boolean, terse: boolean) => string = () => '';
   #ns = new Map<string, FakeNs>();
   #failures = new Map<FakeKernelMethod, string[]>();
   #closed = false;
@@ -752,7 +752,7 @@ export class FakeKernel implements Kernel {
   async nftRun(script: string, opts?: { json?: boolean; terse?: boolean }): Promise<string> {
     this.#enter('nftRun', NFT_RUN_ACTION);
     this.nftScripts.push(script);
-    return this.nftOutput(script, opts?.json ?? false);
+    return this.nftOutput(script, opts?.json ?? false, opts?.terse ?? false);
   }
 
   async nftElements(
