@@ -6,6 +6,7 @@
  * - openInNetns: open a file (e.g. /proc/sys/net/...) as seen from inside a namespace.
  * - nftRun: libnftables in-process (200x cheaper than spawning `nft`).
  * - peerCred: the uid/gid/pid of a unix socket's peer (SO_PEERCRED), for the API's audit log.
+ * - udpFast*: the embedded DNS resolver's UDP listeners, served by a native thread (see below).
  *
  * Namespace rule: the calling JS thread never changes namespace. Everything that needs setns()
  * or unshare() runs on a short-lived pthread that dies afterwards, so its namespace goes with it.
@@ -534,6 +535,522 @@ static napi_value NftRun(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- DNS fast path: a UDP socket served by a native thread ---- */
+
+/*
+ * udpFast*: the embedded resolver's UDP listeners. The socket is created and bound on the
+ * calling thread (the daemon's namespace: no setns). A pthread per socket loops on recvmmsg
+ * (batches of up to FAST_BATCH) and answers queries it has a remembered answer for straight
+ * away, with sendmmsg; everything else goes to JS through a threadsafe function (bounded queue,
+ * never blocking: a full queue drops the packet, the client retries), and JS answers through
+ * udpFastSend.
+ *
+ * The answer table is filled by JS: key = source address + the query's bytes after its id
+ * (flags, counts, question, EDNS record), exactly as JS's own answer memory keys them; value =
+ * one encoded answer, or one per rotation start of a round-robin name, sent in turn. The table
+ * is direct-mapped (FAST_SLOTS entries, a new entry replaces whatever shared its slot), so it
+ * is bounded; one mutex guards it; JS clears it synchronously on every name-table change, so no
+ * stale answer is looked up after the change's API call returns.
+ *
+ * Shutdown: a stop flag, shutdown(2) (which wakes a recvmmsg blocked on an unconnected UDP
+ * socket) and SO_RCVTIMEO as a backstop; then join, close, free.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/time.h>
+
+#define FAST_BATCH 64
+#define FAST_SLOTS 4096
+#define FAST_BUF 4096       /* queries and remembered answers up to this size (QUERY_MAX) */
+#define FAST_ROTATIONS 32   /* most answers per entry (round-robin starting points) */
+#define FAST_QUEUE 1024     /* packets waiting for JS; more are dropped */
+
+struct fast_entry {
+  uint32_t hash;
+  uint8_t family;
+  uint8_t addr[16];
+  uint16_t klen;
+  uint16_t n;
+  uint32_t turn;
+  uint8_t *key;
+  uint16_t alen[FAST_ROTATIONS];
+  uint8_t *ans[FAST_ROTATIONS];
+  /* key and answers follow in the same allocation */
+};
+
+struct fast_sock {
+  napi_env env;
+  int fd;
+  int family;
+  pthread_t thread;
+  bool started;
+  bool closed;
+  atomic_bool stop;
+  pthread_mutex_t lock;
+  napi_threadsafe_function tsfn;
+  struct fast_entry *slots[FAST_SLOTS];
+  /* counters, written by the thread, read by JS */
+  atomic_uint_fast64_t received, hits, dropped;
+};
+
+/* A packet handed to JS: its own copy, so it outlives nothing. */
+struct fast_pkt {
+  uint16_t len;
+  uint16_t port;
+  char addr[INET6_ADDRSTRLEN];
+  uint8_t data[];
+};
+
+static uint32_t fast_hash(uint8_t family, const uint8_t *addr, const uint8_t *key, size_t klen) {
+  uint32_t h = 2166136261u ^ family;
+  for (int i = 0; i < 16; i++) h = (h ^ addr[i]) * 16777619u;
+  for (size_t i = 0; i < klen; i++) h = (h ^ key[i]) * 16777619u;
+  return h;
+}
+
+/* Source address of a received packet as (family, 16 bytes). */
+static void fast_peer(const struct sockaddr_storage *ss, uint8_t *family, uint8_t *addr) {
+  memset(addr, 0, 16);
+  if (ss->ss_family == AF_INET6) {
+    *family = 6;
+    memcpy(addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  } else {
+    *family = 4;
+    memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+  }
+}
+
+static void fast_clear_locked(struct fast_sock *s) {
+  for (int i = 0; i < FAST_SLOTS; i++) {
+    free(s->slots[i]);
+    s->slots[i] = NULL;
+  }
+}
+
+/* Runs on the JS thread: hands one packet to the JS callback. env is NULL on teardown. */
+static void fast_call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  struct fast_pkt *p = data;
+  if (env != NULL && cb != NULL) {
+    napi_value argv[3], undef;
+    void *copy;
+    napi_create_buffer_copy(env, p->len, p->data, &copy, &argv[0]);
+    napi_create_string_utf8(env, p->addr, NAPI_AUTO_LENGTH, &argv[1]);
+    napi_create_uint32(env, p->port, &argv[2]);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 3, argv, NULL);
+  }
+  free(p);
+}
+
+static void fast_to_js(struct fast_sock *s, const uint8_t *buf, size_t len,
+                       const struct sockaddr_storage *ss) {
+  struct fast_pkt *p = malloc(sizeof *p + len);
+  if (p == NULL) {
+    s->dropped++;
+    return;
+  }
+  p->len = (uint16_t)len;
+  memcpy(p->data, buf, len);
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, p->addr, sizeof p->addr);
+    p->port = ntohs(a->sin6_port);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, p->addr, sizeof p->addr);
+    p->port = ntohs(a->sin_port);
+  }
+  /* Non-blocking: a full queue (JS is behind) or a closing function drops the packet. */
+  if (napi_call_threadsafe_function(s->tsfn, p, napi_tsfn_nonblocking) != napi_ok) {
+    free(p);
+    s->dropped++;
+  }
+}
+
+static void *fast_main(void *arg) {
+  struct fast_sock *s = arg;
+  /* Static per thread would do, but the heap keeps the thread's stack small and fixed. */
+  uint8_t(*in)[FAST_BUF] = malloc((size_t)FAST_BATCH * FAST_BUF);
+  uint8_t(*out)[FAST_BUF] = malloc((size_t)FAST_BATCH * FAST_BUF);
+  struct sockaddr_storage *peers = calloc(FAST_BATCH, sizeof *peers);
+  struct mmsghdr *rmsg = calloc(FAST_BATCH, sizeof *rmsg);
+  struct mmsghdr *smsg = calloc(FAST_BATCH, sizeof *smsg);
+  struct iovec *riov = calloc(FAST_BATCH, sizeof *riov);
+  struct iovec *siov = calloc(FAST_BATCH, sizeof *siov);
+  if (!in || !out || !peers || !rmsg || !smsg || !riov || !siov) goto done;
+  while (!atomic_load(&s->stop)) {
+    for (int i = 0; i < FAST_BATCH; i++) {
+      riov[i].iov_base = in[i];
+      riov[i].iov_len = FAST_BUF;
+      memset(&rmsg[i].msg_hdr, 0, sizeof rmsg[i].msg_hdr);
+      rmsg[i].msg_hdr.msg_iov = &riov[i];
+      rmsg[i].msg_hdr.msg_iovlen = 1;
+      rmsg[i].msg_hdr.msg_name = &peers[i];
+      rmsg[i].msg_hdr.msg_namelen = sizeof peers[i];
+    }
+    /* Blocks for the first packet, then takes whatever else is queued (MSG_WAITFORONE). */
+    int n = recvmmsg(s->fd, rmsg, FAST_BATCH, MSG_WAITFORONE, NULL);
+    if (n <= 0) continue; /* EAGAIN (SO_RCVTIMEO), EINTR, shutdown: check the stop flag */
+    if (atomic_load(&s->stop)) break;
+    s->received += (unsigned)n;
+    int k = 0;
+    bool miss[FAST_BATCH];
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n; i++) {
+      miss[i] = false;
+      size_t len = rmsg[i].msg_len;
+      /* Oversized (cut) and runt datagrams are JS's to judge and count. */
+      if ((rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        s->dropped++;
+        continue;
+      }
+      miss[i] = true;
+      if (len < 12) continue;
+      uint8_t family, addr[16];
+      fast_peer(&peers[i], &family, addr);
+      const uint8_t *key = in[i] + 2;
+      size_t klen = len - 2;
+      uint32_t h = fast_hash(family, addr, key, klen);
+      struct fast_entry *e = s->slots[h % FAST_SLOTS];
+      if (e == NULL || e->hash != h || e->family != family || e->klen != klen ||
+          memcmp(e->addr, addr, 16) != 0 || memcmp(e->key, key, klen) != 0)
+        continue;
+      uint16_t which = e->n > 1 ? (uint16_t)(e->turn++ % e->n) : 0;
+      memcpy(out[k], e->ans[which], e->alen[which]);
+      out[k][0] = in[i][0];
+      out[k][1] = in[i][1];
+      siov[k].iov_base = out[k];
+      siov[k].iov_len = e->alen[which];
+      memset(&smsg[k].msg_hdr, 0, sizeof smsg[k].msg_hdr);
+      smsg[k].msg_hdr.msg_iov = &siov[k];
+      smsg[k].msg_hdr.msg_iovlen = 1;
+      smsg[k].msg_hdr.msg_name = &peers[i];
+      smsg[k].msg_hdr.msg_namelen = rmsg[i].msg_hdr.msg_namelen;
+      k++;
+      miss[i] = false;
+    }
+    pthread_mutex_unlock(&s->lock);
+    s->hits += (unsigned)k;
+    for (int sent = 0; sent < k;) {
+      int r = sendmmsg(s->fd, smsg + sent, (unsigned)(k - sent), MSG_DONTWAIT);
+      if (r > 0) {
+        sent += r;
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      /* A send error (buffer full, peer gone) loses this one answer: the client retries. */
+      s->dropped++;
+      sent++;
+    }
+    for (int i = 0; i < n; i++)
+      if (miss[i]) fast_to_js(s, in[i], rmsg[i].msg_len, &peers[i]);
+  }
+done:
+  free(in);
+  free(out);
+  free(peers);
+  free(rmsg);
+  free(smsg);
+  free(riov);
+  free(siov);
+  return NULL;
+}
+
+static void fast_cleanup_hook(void *arg);
+
+static void fast_stop(struct fast_sock *s) {
+  if (s->closed) return;
+  s->closed = true;
+  napi_remove_env_cleanup_hook(s->env, fast_cleanup_hook, s);
+  atomic_store(&s->stop, true);
+  if (s->started) {
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->thread, NULL);
+  }
+  /* Packets still queued for JS are freed by fast_call_js with env == NULL. */
+  napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+  close(s->fd);
+  pthread_mutex_lock(&s->lock);
+  fast_clear_locked(s);
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Environment teardown (exit without close): stop the thread before Node frees the threadsafe
+ * function. Registered after the function, so it runs first (hooks run last-in, first-out). */
+static void fast_cleanup_hook(void *arg) { fast_stop(arg); }
+
+static void fast_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct fast_sock *s = data;
+  fast_stop(s);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+static bool fast_parse_addr(napi_env env, napi_value v, uint16_t port, struct sockaddr_storage *ss,
+                            socklen_t *len) {
+  char text[INET6_ADDRSTRLEN + 1];
+  if (!get_path(env, v, text, sizeof text, NULL)) return false;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, text, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    *len = sizeof *a4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    *len = sizeof *a6;
+    return true;
+  }
+  throw_type(env, "Expected an IP address literal");
+  return false;
+}
+
+static bool fast_get(napi_env env, napi_value v, struct fast_sock **s) {
+  if (napi_get_value_external(env, v, (void **)s) != napi_ok || *s == NULL) {
+    throw_type(env, "Expected a fast UDP socket");
+    return false;
+  }
+  if ((*s)->closed) {
+    throw_errno(env, EBADF, "Fast UDP socket is closed", NULL);
+    return false;
+  }
+  return true;
+}
+
+static bool fast_get_port(napi_env env, napi_value v, uint16_t *port) {
+  uint32_t p;
+  if (napi_get_value_uint32(env, v, &p) != napi_ok || p > 65535) {
+    throw_type(env, "Expected a port number");
+    return false;
+  }
+  *port = (uint16_t)p;
+  return true;
+}
+
+/* udpFastOpen(address: string, port: number, onMessage: (msg, address, port) => void): external */
+static napi_value UdpFastOpen(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  uint16_t port;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (!fast_get_port(env, argv[1], &port)) return NULL;
+  if (!fast_parse_addr(env, argv[0], port, &ss, &sslen)) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_function) {
+    throw_type(env, "Expected a message callback");
+    return NULL;
+  }
+  struct fast_sock *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    throw_errno(env, ENOMEM, "Cannot open fast UDP socket", NULL);
+    return NULL;
+  }
+  s->family = ss.ss_family;
+  s->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s->fd < 0) {
+    throw_errno(env, errno, "Cannot open UDP socket", NULL);
+    free(s);
+    return NULL;
+  }
+  int one = 1;
+  if (ss.ss_family == AF_INET6) setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(s->fd, (struct sockaddr *)&ss, sslen) < 0) {
+    int err = errno;
+    close(s->fd);
+    free(s);
+    throw_errno(env, err, "Cannot bind UDP socket", NULL);
+    return NULL;
+  }
+  /* Backstop for shutdown: the thread re-checks its stop flag at least this often. */
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
+  setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  pthread_mutex_init(&s->lock, NULL);
+  napi_value name;
+  napi_create_string_utf8(env, "cnm-dns-fast", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[2], NULL, name, FAST_QUEUE, 1, NULL, NULL, NULL,
+                                      fast_call_js, &s->tsfn) != napi_ok) {
+    close(s->fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    throw_errno(env, ENOMEM, "Cannot create the fast UDP callback", NULL);
+    return NULL;
+  }
+  int rc = pthread_create(&s->thread, NULL, fast_main, s);
+  if (rc != 0) {
+    napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+    close(s->fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    throw_errno(env, rc, "Cannot start the fast UDP thread", NULL);
+    return NULL;
+  }
+  s->started = true;
+  s->env = env;
+  napi_add_env_cleanup_hook(env, fast_cleanup_hook, s);
+  napi_value out;
+  if (napi_create_external(env, s, fast_finalize, NULL, &out) != napi_ok) {
+    fast_finalize(env, s, NULL);
+    throw_errno(env, ENOMEM, "Cannot wrap the fast UDP socket", NULL);
+    return NULL;
+  }
+  return out;
+}
+
+/* udpFastSend(sock, msg: Buffer, address: string, port: number): boolean — false when the
+ * kernel refused the datagram at once (buffer full, unreachable); never blocks. */
+static napi_value UdpFastSend(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  struct fast_sock *s;
+  if (!fast_get(env, argv[0], &s)) return NULL;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    throw_type(env, "Expected a Buffer");
+    return NULL;
+  }
+  uint16_t port;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (!fast_get_port(env, argv[3], &port)) return NULL;
+  if (!fast_parse_addr(env, argv[2], port, &ss, &sslen)) return NULL;
+  ssize_t r = sendto(s->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sslen);
+  napi_value out;
+  napi_get_boolean(env, r >= 0, &out);
+  return out;
+}
+
+/* udpFastRemember(sock, source: string, key: Buffer, answers: Buffer[], start: number): boolean
+ * — key is the query after its 2-byte id; false when the entry does not fit the table's limits
+ * (too many answers, too large) and was not stored. */
+static napi_value UdpFastRemember(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  struct fast_sock *s;
+  if (!fast_get(env, argv[0], &s)) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (!fast_parse_addr(env, argv[1], 0, &ss, &sslen)) return NULL;
+  void *key;
+  size_t klen;
+  if (napi_get_buffer_info(env, argv[2], &key, &klen) != napi_ok) {
+    throw_type(env, "Expected a Buffer key");
+    return NULL;
+  }
+  bool is_array = false;
+  napi_is_array(env, argv[3], &is_array);
+  uint32_t n = 0, start = 0;
+  if (!is_array || napi_get_array_length(env, argv[3], &n) != napi_ok) {
+    throw_type(env, "Expected an array of answers");
+    return NULL;
+  }
+  napi_get_value_uint32(env, argv[4], &start);
+  napi_value out;
+  if (n == 0 || n > FAST_ROTATIONS || klen < 10 || klen > FAST_BUF - 2) {
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  void *ans[FAST_ROTATIONS];
+  size_t alen[FAST_ROTATIONS], total = klen;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    napi_get_element(env, argv[3], i, &el);
+    if (napi_get_buffer_info(env, el, &ans[i], &alen[i]) != napi_ok) {
+      throw_type(env, "Expected Buffer answers");
+      return NULL;
+    }
+    if (alen[i] < 12 || alen[i] > FAST_BUF) {
+      napi_get_boolean(env, false, &out);
+      return out;
+    }
+    total += alen[i];
+  }
+  struct fast_entry *e = malloc(sizeof *e + total);
+  if (e == NULL) {
+    throw_errno(env, ENOMEM, "Cannot remember a DNS answer", NULL);
+    return NULL;
+  }
+  memset(e, 0, sizeof *e);
+  fast_peer(&ss, &e->family, e->addr);
+  uint8_t *p = (uint8_t *)(e + 1);
+  e->key = p;
+  e->klen = (uint16_t)klen;
+  memcpy(p, key, klen);
+  p += klen;
+  e->n = (uint16_t)n;
+  e->turn = start;
+  for (uint32_t i = 0; i < n; i++) {
+    e->ans[i] = p;
+    e->alen[i] = (uint16_t)alen[i];
+    memcpy(p, ans[i], alen[i]);
+    p += alen[i];
+  }
+  e->hash = fast_hash(e->family, e->addr, e->key, klen);
+  pthread_mutex_lock(&s->lock);
+  struct fast_entry **slot = &s->slots[e->hash % FAST_SLOTS];
+  free(*slot);
+  *slot = e;
+  pthread_mutex_unlock(&s->lock);
+  napi_get_boolean(env, true, &out);
+  return out;
+}
+
+/* udpFastClear(sock): void — forgets every remembered answer before returning. */
+static napi_value UdpFastClear(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct fast_sock *s;
+  if (!fast_get(env, argv[0], &s)) return NULL;
+  pthread_mutex_lock(&s->lock);
+  fast_clear_locked(s);
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+/* udpFastStats(sock): { received, hits, dropped } — counters since open. */
+static napi_value UdpFastStats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct fast_sock *s;
+  if (napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL) {
+    throw_type(env, "Expected a fast UDP socket");
+    return NULL;
+  }
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_double(env, (double)atomic_load(&s->received), &v);
+  napi_set_named_property(env, out, "received", v);
+  napi_create_double(env, (double)atomic_load(&s->hits), &v);
+  napi_set_named_property(env, out, "hits", v);
+  napi_create_double(env, (double)atomic_load(&s->dropped), &v);
+  napi_set_named_property(env, out, "dropped", v);
+  return out;
+}
+
+/* udpFastClose(sock): void — stops the thread (joined before returning) and closes the socket;
+ * a second close is a no-op. */
+static napi_value UdpFastClose(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct fast_sock *s;
+  if (napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL) {
+    throw_type(env, "Expected a fast UDP socket");
+    return NULL;
+  }
+  fast_stop(s);
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   struct instance *in = calloc(1, sizeof *in);
   if (in == NULL) return NULL;
@@ -547,6 +1064,12 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftRun", NULL, NftRun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastOpen", NULL, UdpFastOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastSend", NULL, UdpFastSend, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastRemember", NULL, UdpFastRemember, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastClear", NULL, UdpFastClear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastStats", NULL, UdpFastStats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpFastClose", NULL, UdpFastClose, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -3,7 +3,8 @@
  * cnmd) serving one network whose names match the aardvark-dns config of `run.ts`. Runs inside
  * the bench's server netns; prints READY once bound; exits on SIGTERM.
  *
- * argv: JSON `{ gateway, subnet, entries: [{ id, ipv4, ipv6, names }] }`
+ * argv: JSON `{ gateway, subnet, entries: [{ id, ipv4, ipv6, names }], dgram? }`; UDP is served
+ * by the addon's native listeners as in the daemon, or by `node:dgram` with `dgram: true`.
  */
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -20,22 +21,34 @@ function newer(a: string, b: string): boolean {
     return false;
   }
 }
-const fromDist = ['server', 'names', 'wire', 'service'].every((f) =>
-  newer(`../../dist/dns/${f}.js`, `../../src/dns/${f}.ts`),
-);
+const fromDist =
+  ['server', 'names', 'wire', 'service'].every((f) =>
+    newer(`../../dist/dns/${f}.js`, `../../src/dns/${f}.ts`),
+  ) && newer('../../dist/kernel/dns-udp.js', '../../src/kernel/dns-udp.ts');
 const { DnsService } = (await import(
   fromDist ? '../../dist/dns/service.js' : '../../src/dns/service.js'
 )) as typeof import('../../src/dns/service.js');
-process.stderr.write(`bench/dns: cnm server from ${fromDist ? 'dist/' : 'src/ (tsx)'}\n`);
+const { openDnsUdp } = (await import(
+  fromDist ? '../../dist/kernel/dns-udp.js' : '../../src/kernel/dns-udp.js'
+)) as typeof import('../../src/kernel/dns-udp.js');
 
 interface Spec {
   gateway: string;
   subnet: string;
   entries: { id: string; ipv4: string; ipv6: string; names: string[] }[];
+  dgram?: boolean;
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as Spec;
-const dns = new DnsService({ servers: [], resolvConfPath: '/nonexistent', log: () => undefined });
+process.stderr.write(
+  `bench/dns: cnm server from ${fromDist ? 'dist/' : 'src/ (tsx)'}, UDP via ${spec.dgram === true ? 'node:dgram' : 'native listeners'}\n`,
+);
+const dns = new DnsService({
+  servers: [],
+  resolvConfPath: '/nonexistent',
+  log: () => undefined,
+  ...(spec.dgram === true ? {} : { udp: openDnsUdp }),
+});
 await dns.networkUp({
   id: 'benchnet',
   name: 'benchnet',

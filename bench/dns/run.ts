@@ -17,7 +17,8 @@
  *
  * Needs root, dnsperf and aardvark-dns (Debian: `apt-get install dnsperf aardvark-dns`).
  * Usage: `tsx bench/dns/run.ts [--secs 5] [--reps 3] [--no-pin] [--name c25|pool] [--only cnm]
- * [--cpu-prof DIR] [--cnm-root DIR]`
+ * [--cpu-prof DIR] [--cnm-root DIR] [--dgram]`; `--dgram` serves cnm's UDP with `node:dgram` instead of
+ * the addon's native listeners (the daemon's default when the addon is built).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,6 +54,8 @@ const NAME = nameArg >= 0 ? (process.argv[nameArg + 1] ?? 'c25') : 'c25';
 const rootArg = process.argv.indexOf('--cnm-root');
 /** `--cnm-root DIR`: run the cnm server of another checkout (built), e.g. to measure a baseline. */
 const CNM_ROOT = rootArg >= 0 ? resolve(process.argv[rootArg + 1] ?? '.') : resolve(HERE, '../..');
+/** `--dgram`: cnm's UDP listeners in JS (`node:dgram`), not the addon's native fast path. */
+const DGRAM = process.argv.includes('--dgram');
 const CLK_TCK = 100;
 
 function sh(cmd: string, args: string[], input?: string): string {
@@ -150,7 +153,7 @@ function waitReady(child: ChildProcess, what: string): Promise<void> {
 }
 
 async function startCnm(list: Entry[]): Promise<void> {
-  const spec = { gateway: CNM_IP, subnet: '10.99.0.0/24', entries: list };
+  const spec = { gateway: CNM_IP, subnet: '10.99.0.0/24', entries: list, dgram: DGRAM };
   // `ip netns exec` and `taskset` both exec: the child's pid is the server's.
   const child = spawn(
     'ip',

@@ -114,3 +114,29 @@ test('reverse() names the container and network for its addresses, IPv6 in any f
   assert.equal(t.reverse(a, 'fd61:0000:0000:0000:0000:0000:0000:0002'), 'web.n1');
   assert.equal(t.reverse(a, '10.0.1.7'), undefined);
 });
+
+test('NameTable.onChange() runs synchronously on every change, before the call returns', () => {
+  const t = new NameTable();
+  let calls = 0;
+  t.onChange(() => calls++);
+  t.addNetwork({ id: 'W', name: 'w', internal: false });
+  assert.equal(calls, 1);
+  t.addEndpoint({
+    endpointId: 'e1',
+    networkId: 'W',
+    containerId: 'c1c1c1c1c1c1c1',
+    containerName: 'one',
+    aliases: [],
+    ipv4: '10.9.0.2',
+    dns: [],
+  });
+  const afterAdd = calls;
+  assert.ok(afterAdd >= 2);
+  t.removeEndpoint('e1');
+  assert.ok(calls > afterAdd);
+  const afterRemove = calls;
+  t.removeEndpoint('e1'); // unknown now: no change, no call
+  assert.equal(calls, afterRemove);
+  t.removeNetwork('W');
+  assert.ok(calls > afterRemove);
+});

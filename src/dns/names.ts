@@ -102,15 +102,29 @@ export class NameTable {
   #byIp = new Map<string, Ep>();
   #byContainer = new Map<string, Set<Ep>>();
   #version = 0;
+  #watchers: (() => void)[] = [];
 
   /** Changes on every change of the table: answers remembered under an older value are stale. */
   get version(): number {
     return this.#version;
   }
 
+  /**
+   * Calls `fn` synchronously on every change of the table, before the changing call returns:
+   * answer caches outside the table (the native UDP path) drop their entries there.
+   */
+  onChange(fn: () => void): void {
+    this.#watchers.push(fn);
+  }
+
+  #changed(): void {
+    this.#version++;
+    for (const fn of this.#watchers) fn();
+  }
+
   /** Adds or replaces a network (its names are kept when it is replaced). */
   addNetwork(n: NameNetwork): void {
-    this.#version++;
+    this.#changed();
     const old = this.#networks.get(n.id);
     if (old) {
       old.facts = { ...n };
@@ -127,7 +141,7 @@ export class NameTable {
 
   /** Removes a network and every endpoint still registered on it. */
   removeNetwork(id: string): void {
-    this.#version++;
+    this.#changed();
     const net = this.#networks.get(id);
     if (!net) return;
     for (const ep of [...this.#endpoints.values()]) {
@@ -146,7 +160,7 @@ export class NameTable {
    * earlier registration of the same endpoint. Ignored when the network is not served.
    */
   addEndpoint(e: NameEndpoint): void {
-    this.#version++;
+    this.#changed();
     const net = this.#networks.get(e.networkId);
     if (!net) return;
     this.removeEndpoint(e.endpointId);
@@ -188,7 +202,7 @@ export class NameTable {
   removeEndpoint(endpointId: string): void {
     const ep = this.#endpoints.get(endpointId);
     if (!ep) return;
-    this.#version++;
+    this.#changed();
     this.#endpoints.delete(endpointId);
     const net = this.#networks.get(ep.facts.networkId);
     for (const n of ep.names) {

@@ -4,6 +4,12 @@
  * them). A query is answered from the name table synchronously, in the same turn of the event
  * loop it arrived in; only names the table does not hold go to the forwarder, asynchronously,
  * so upstream work never delays a local answer.
+ *
+ * With a {@link UdpOpener} (the daemon injects the addon's, `src/kernel/dns-udp.ts`), UDP
+ * listeners are native sockets served by a thread that answers repeated queries itself from
+ * answers this server remembers into it (see docs/dns.md, "Native fast path"); only what it does
+ * not know reaches {@link DnsServer.#handle}. Without one, `node:dgram` sockets do the same work
+ * in JS.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -40,6 +46,46 @@ export interface ListenSpec {
   subnets: readonly string[];
 }
 
+/** Counters of a native UDP listener since it opened. */
+export interface NativeUdpStats {
+  /** Datagrams received, answered natively or not. */
+  received: number;
+  /** Answered from remembered answers without reaching JS. */
+  hits: number;
+  /** Lost: oversized datagrams, a full queue to JS, or a failed send of a native answer. */
+  dropped: number;
+}
+
+/**
+ * A UDP listener whose repeated queries are answered outside JS. `onMessage` gets every
+ * datagram it could not answer itself.
+ */
+export interface NativeUdpSocket {
+  /** Sends one datagram; false when the kernel refused it at once. Never blocks. */
+  send(msg: Buffer, port: number, address: string): boolean;
+  /**
+   * Remembers the answer(s) to `query` (whole message; its id is ignored) from `source`: one,
+   * or one per rotation of a round-robin name, sent in turn from `start`. False when the entry
+   * exceeds the socket's limits and was not stored.
+   */
+  remember(source: string, query: Buffer, answers: readonly Buffer[], start: number): boolean;
+  /** Forgets every remembered answer before returning. */
+  clear(): void;
+  stats(): NativeUdpStats;
+  /** Stops serving and closes; idempotent. */
+  close(): void;
+}
+
+/**
+ * Opens a native UDP listener on `address`:`port`.
+ * @throws Error with `code` (`EADDRINUSE`, `EADDRNOTAVAIL`, ...) when it cannot bind
+ */
+export type UdpOpener = (
+  address: string,
+  port: number,
+  onMessage: (msg: Buffer, address: string, port: number) => void,
+) => NativeUdpSocket;
+
 /** Server dependencies. */
 export interface ServerDeps {
   table: NameTable;
@@ -50,10 +96,20 @@ export interface ServerDeps {
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
   /** Port to listen on; 53 except in tests. */
   port?: number;
+  /** Native UDP listeners; without it, `node:dgram`. */
+  udp?: UdpOpener;
+}
+
+/** A native listener and its counters as last folded into the metrics. */
+interface NativeListener {
+  sock: NativeUdpSocket;
+  seen: NativeUdpStats;
+  closed: boolean;
 }
 
 interface Listener {
   udp: dgram.Socket[];
+  native: NativeListener[];
   tcp: net.Server[];
   subnets: Prefix[];
   conns: Set<net.Socket>;
@@ -101,6 +157,29 @@ export class DnsServer {
   constructor(deps: ServerDeps) {
     this.#deps = deps;
     this.#port = deps.port ?? 53;
+    // Names appear and disappear at once: native memories go in the same call as the change.
+    deps.table.onChange(() => {
+      for (const l of this.#listeners.values()) for (const n of l.native) n.sock.clear();
+    });
+  }
+
+  /**
+   * Adds the native listeners' counters since the last call to the metrics (queries, local
+   * answers, NOERROR answers, drops). Call before reading the metrics.
+   */
+  syncMetrics(): void {
+    for (const l of this.#listeners.values()) for (const n of l.native) this.#fold(n);
+  }
+
+  #fold(n: NativeListener): void {
+    const now = n.sock.stats();
+    const m = this.#deps.metrics;
+    const hits = now.hits - n.seen.hits;
+    m.queries.udp += now.received - n.seen.received;
+    m.local += hits;
+    if (hits > 0) m.answers['NOERROR'] = (m.answers['NOERROR'] ?? 0) + hits;
+    m.dropped += now.dropped - n.seen.dropped;
+    n.seen = now;
   }
 
   /**
@@ -112,6 +191,7 @@ export class DnsServer {
     await this.unlisten(spec.networkId);
     const l: Listener = {
       udp: [],
+      native: [],
       tcp: [],
       subnets: spec.subnets.map((s) => Prefix.parse(s)),
       conns: new Set(),
@@ -120,7 +200,9 @@ export class DnsServer {
     this.#listeners.set(spec.networkId, l);
     for (const addr of spec.addresses) {
       try {
-        l.udp.push(await this.#bindUdp(spec.networkId, l, addr));
+        if (this.#deps.udp)
+          l.native.push(this.#openNative(this.#deps.udp, spec.networkId, l, addr));
+        else l.udp.push(await this.#bindUdp(spec.networkId, l, addr));
         l.tcp.push(await this.#bindTcp(spec.networkId, l, addr));
       } catch (err) {
         this.#deps.log(
@@ -138,6 +220,11 @@ export class DnsServer {
     this.#listeners.delete(networkId);
     for (const c of l.conns) c.destroy();
     for (const s of l.udp) s.close();
+    for (const n of l.native) {
+      this.#fold(n);
+      n.closed = true;
+      n.sock.close();
+    }
     await Promise.all(l.tcp.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 
@@ -175,6 +262,33 @@ export class DnsServer {
         resolve(sock);
       });
     });
+  }
+
+  #openNative(open: UdpOpener, networkId: string, l: Listener, addr: string): NativeListener {
+    const n: NativeListener = {
+      sock: undefined as unknown as NativeUdpSocket,
+      seen: { received: 0, hits: 0, dropped: 0 },
+      closed: false,
+    };
+    // Queries are counted natively (received), so this path does not count them again.
+    n.sock = open(addr, this.#port, (msg, src, port) => {
+      if (n.closed) return;
+      this.#handle(
+        msg,
+        src,
+        networkId,
+        l,
+        'udp',
+        // A forwarded answer can arrive after the listener closed: it is then dropped.
+        (answer) => {
+          if (!n.closed) n.sock.send(answer, port, src);
+        },
+        (answers, start) => {
+          if (!n.closed) n.sock.remember(src, msg, answers, start);
+        },
+      );
+    });
+    return n;
   }
 
   #bindTcp(networkId: string, l: Listener, addr: string): Promise<net.Server> {
@@ -271,6 +385,7 @@ export class DnsServer {
     l: Listener,
     transport: 'udp' | 'tcp',
     reply: (answer: Buffer) => void,
+    remember?: (answers: Buffer[], start: number) => void,
   ): void {
     const m = this.#deps.metrics;
     const send = (answer: Buffer) => {
@@ -312,7 +427,21 @@ export class DnsServer {
             ttl: LOCAL_TTL,
             limit,
           });
-          if (transport === 'udp') {
+          // Truncated answers stay on this path: the native one counts its answers as NOERROR.
+          if (remember !== undefined && (answer[2]! & 0x02) === 0) {
+            if (r.rotor === undefined) remember([answer], 0);
+            else if (r.rotor.size <= FAST_ROTATIONS) {
+              const rotor = r.rotor;
+              const answers: Buffer[] = [];
+              for (let k = 0; k < rotor.size; k++) {
+                const records = rotor.records(k);
+                answers.push(
+                  buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }),
+                );
+              }
+              remember(answers, rotor.next());
+            }
+          } else if (transport === 'udp') {
             if (r.rotor === undefined) {
               this.#remember(l, src, msg, { answers: [Buffer.from(answer)] });
             } else if (r.rotor.size <= FAST_ROTATIONS) {

@@ -7,7 +7,7 @@ import { Forwarder, type ForwarderOptions } from './forwarder.js';
 import { LATENCY_BUCKETS_MS, newMetrics, type DnsMetrics } from './metrics.js';
 import { NameTable, type NameEndpoint } from './names.js';
 import { ResolvConfWatcher } from './resolv-conf.js';
-import { DnsServer } from './server.js';
+import { DnsServer, type UdpOpener } from './server.js';
 
 /** A network the service is told about. */
 export interface DnsNetwork {
@@ -30,6 +30,8 @@ export interface DnsServiceOptions {
   /** Listening port; 53 except in tests. */
   port?: number;
   forwarder?: ForwarderOptions;
+  /** Native UDP listeners (the daemon passes the addon's); without it, `node:dgram`. */
+  udp?: UdpOpener;
 }
 
 /** What {@link DnsService.stats} reports. */
@@ -60,6 +62,7 @@ export class DnsService {
       defaultUpstreams: () => (servers.length > 0 ? servers : watcher.servers()),
       log: opts.log,
       ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.udp !== undefined ? { udp: opts.udp } : {}),
     });
   }
 
@@ -87,6 +90,7 @@ export class DnsService {
 
   /** Counters and upstream state, as plain data. */
   stats(): DnsStats {
+    this.#server.syncMetrics();
     return {
       metrics: this.#metrics,
       latencyBucketsMs: LATENCY_BUCKETS_MS,

@@ -26,7 +26,32 @@ export interface NativeAddon {
   nftRun(script: string, json: boolean, terse?: boolean): { output: string };
   /** SO_PEERCRED of a connected unix socket: the peer's credentials at connect(2). */
   peerCred(fd: number): { uid: number; gid: number; pid: number };
+  /** Binds a UDP socket in the caller's netns and starts its DNS fast-path thread. */
+  udpFastOpen(
+    address: string,
+    port: number,
+    onMessage: (msg: Buffer, address: string, port: number) => void,
+  ): NativeUdpHandle;
+  /** sendto(2) without blocking; false when refused at once. */
+  udpFastSend(h: NativeUdpHandle, msg: Buffer, address: string, port: number): boolean;
+  /** Stores answers under (source, query bytes after the id); false when over the limits. */
+  udpFastRemember(
+    h: NativeUdpHandle,
+    source: string,
+    key: Buffer,
+    answers: readonly Buffer[],
+    start: number,
+  ): boolean;
+  /** Drops every remembered answer. */
+  udpFastClear(h: NativeUdpHandle): void;
+  /** Counters since open. */
+  udpFastStats(h: NativeUdpHandle): { received: number; hits: number; dropped: number };
+  /** Stops and joins the thread, closes the socket; idempotent. */
+  udpFastClose(h: NativeUdpHandle): void;
 }
+
+/** An opaque native UDP socket (a napi external). */
+export type NativeUdpHandle = { readonly __nativeUdp: unique symbol };
 
 /** The addon's file, relative to this module. */
 export const ADDON_PATH = '../../build/Release/cnm_native.node';

@@ -19,6 +19,7 @@ import { ipvlanDriver, macvlanDriver } from '../drivers/macvlan/macvlan-driver.j
 import { hostDriver, noneDriver } from '../drivers/null-drivers.js';
 import { DriverRegistry } from '../drivers/registry.js';
 import { DnsService } from '../dns/service.js';
+import { dnsUdpAvailable, openDnsUdp } from '../kernel/dns-udp.js';
 import { describeError } from '../errors.js';
 import {
   assessHost,
@@ -203,7 +204,16 @@ async function main(): Promise<void> {
   const cluster = cfg.clusterStore ? await joinCluster(cfg, overlayDriver, log) : undefined;
   let defaultBridgeSubnet: string | undefined;
   if (cfg.bip) defaultBridgeSubnet = bipSubnet(cfg.bip);
-  const dns = new DnsService({ servers: cfg.dns, resolvConfPath: cfg.resolvConf, log });
+  // The addon's UDP listeners answer repeated queries off the JS thread; dgram otherwise.
+  const nativeDns = dnsUdpAvailable();
+  if (!nativeDns)
+    log('warn', 'DNS serves UDP through node:dgram: the addon has no native listeners');
+  const dns = new DnsService({
+    servers: cfg.dns,
+    resolvConfPath: cfg.resolvConf,
+    log,
+    ...(nativeDns ? { udp: openDnsUdp } : {}),
+  });
   // The policy engine changes labels through the controller, which tells it back (events.ts).
   let controllerRef: Controller | undefined;
   const policy = new PolicyEngine(kernel, store, {
