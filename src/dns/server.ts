@@ -26,6 +26,7 @@ import {
   buildError,
   isQuery,
   parseQuery,
+  type Query,
   reverseNameToAddress,
   sizeLimit,
 } from './wire.js';
@@ -131,6 +132,16 @@ interface FastAsker {
 interface FastAnswer {
   answers: Buffer[];
   rotor?: Rotor;
+}
+
+/** A round-robin name's answer encoded once per starting point of its rotation. */
+function everyRotation(msg: Buffer, q: Query, rotor: Rotor, limit: number): Buffer[] {
+  const answers: Buffer[] = [];
+  for (let k = 0; k < rotor.size; k++) {
+    const records = rotor.records(k);
+    answers.push(buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }));
+  }
+  return answers;
 }
 
 /** Sources remembered per listener, and answers per source; past that the map starts over. */
@@ -432,27 +443,14 @@ export class DnsServer {
             if (r.rotor === undefined) remember([answer], 0);
             else if (r.rotor.size <= FAST_ROTATIONS) {
               const rotor = r.rotor;
-              const answers: Buffer[] = [];
-              for (let k = 0; k < rotor.size; k++) {
-                const records = rotor.records(k);
-                answers.push(
-                  buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }),
-                );
-              }
-              remember(answers, rotor.next());
+              remember(everyRotation(msg, q, rotor, limit), rotor.next());
             }
           } else if (transport === 'udp') {
             if (r.rotor === undefined) {
               this.#remember(l, src, msg, { answers: [Buffer.from(answer)] });
             } else if (r.rotor.size <= FAST_ROTATIONS) {
               const rotor = r.rotor;
-              const answers: Buffer[] = [];
-              for (let k = 0; k < rotor.size; k++) {
-                const records = rotor.records(k);
-                answers.push(
-                  buildAnswer(msg, q, { rcode: RCODE.NOERROR, records, ttl: LOCAL_TTL, limit }),
-                );
-              }
+              const answers = everyRotation(msg, q, rotor, limit);
               this.#remember(l, src, msg, { answers, rotor });
             }
           }

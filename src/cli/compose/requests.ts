@@ -78,15 +78,7 @@ export function containerCreateBody(
     Name: s.containerName,
     Cmd: [...s.command],
     Env: [...s.environment],
-    Labels: {
-      ...s.labels,
-      [LABELS.project]: p.name,
-      [LABELS.service]: s.name,
-      [LABELS.containerNumber]: '1',
-      [LABELS.oneoff]: 'False',
-      [LABELS.configFiles]: src.configFile,
-      [LABELS.workingDir]: src.workingDir,
-    },
+    Labels: { ...projectLabels(p, s, src), [LABELS.containerNumber]: '1' },
     Networks: networks,
     Ports: [...s.ports],
     Dns: [...s.dns],
@@ -120,14 +112,23 @@ export function serviceCreateBody(
     Aliases: [s.name, ...(n?.aliases ?? []).filter((a) => a !== s.name)],
     Cmd: [...s.command],
     Env: [...s.environment],
-    Labels: {
-      ...s.labels,
-      [LABELS.project]: p.name,
-      [LABELS.service]: s.name,
-      [LABELS.oneoff]: 'False',
-      [LABELS.configFiles]: src.configFile,
-      [LABELS.workingDir]: src.workingDir,
-    },
+    Labels: projectLabels(p, s, src),
+  };
+}
+
+/** A service's own labels plus the ones Compose puts on everything it makes for it. */
+function projectLabels(
+  p: ComposeProject,
+  s: ComposeService,
+  src: ProjectSource,
+): Record<string, string> {
+  return {
+    ...s.labels,
+    [LABELS.project]: p.name,
+    [LABELS.service]: s.name,
+    [LABELS.oneoff]: 'False',
+    [LABELS.configFiles]: src.configFile,
+    [LABELS.workingDir]: src.workingDir,
   };
 }
 

@@ -79,7 +79,6 @@ test('repairFirewall() lists elements only within its time share, the structure 
   await d.init();
   await d.ensureNetwork(net(''));
   const terse: boolean[] = [];
-  let shape = new FirewallState('cnm').expectedShape();
   const mirror = new FirewallState('cnm');
   mirror.addNetwork({
     bridge: d.bridgeName(net('')),
@@ -88,7 +87,7 @@ test('repairFirewall() lists elements only within its time share, the structure 
     icc: true,
     masquerade: true,
   });
-  shape = mirror.expectedShape();
+  const shape = mirror.expectedShape();
   kernel.nftOutput = (script, _json, t) => {
     if (script.startsWith('list table')) terse.push(t);
     const fam = script.startsWith('list table inet') ? 'inet' : 'bridge';

@@ -530,10 +530,18 @@ export class FirewallState {
     const shape = rulesetShape(baseRuleset(this.table));
     const elements = new Map<string, string[]>();
     for (const set of shape.sets.keys()) elements.set(set, []);
+    // Each VIP's chains as the script that writes them makes them (one for IPv4, one more for
+    // a dual-stack VIP), so the check cannot fall out of step with vipScript.
     for (const v of this.#vips.values()) {
-      // vipScript: the interface test plus one drop or DNAT rule.
-      shape.chains.set(`inet svc_${v.id}`, 2);
-      if (v.vip6 !== undefined) shape.chains.set(`inet svc6_${v.id}`, 2);
+      for (const line of vipScript(this.table, v, true)) {
+        const chain = /^add chain (\w+) \S+ (\w+)$/.exec(line);
+        if (chain) shape.chains.set(`${chain[1]} ${chain[2]}`, 0);
+        const rule = /^add rule (\w+) \S+ (\w+) /.exec(line);
+        if (rule) {
+          const key = `${rule[1]} ${rule[2]}`;
+          shape.chains.set(key, (shape.chains.get(key) ?? 0) + 1);
+        }
+      }
     }
     for (const line of this.#elementLines()) {
       const m = /^add element (\w+) \S+ (\w+) \{ (.*) \}$/.exec(line);
