@@ -1296,6 +1296,16 @@ export class Controller implements ControllerApi {
   }
 
   /**
+   * Turns br_netfilter on or off for a network's bridge (the policy engine's seam); a network
+   * that is gone, config-only or without a bridge is left alone.
+   */
+  async setBridgedFiltering(networkId: string, on: boolean): Promise<void> {
+    const net = this.#networks.get(networkId);
+    if (!net || net.removed || net.rec.configOnly) return;
+    await net.driver.setBridgedFiltering?.(net.dnet, on);
+  }
+
+  /**
    * Sets and removes a container's labels (kept in its spec); network policies follow before
    * this returns.
    * @throws NotFoundError CONTAINER_NOT_FOUND

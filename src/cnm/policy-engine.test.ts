@@ -32,7 +32,7 @@ test('verify() re-loads the policy table only when it differs from the intent', 
   flushed.chains.set('inet forward', 0);
   kernel.nftOutput = () => shapeJson(flushed, 'inet', 'cnm_policy');
   assert.deepEqual(await engine.verify(), [
-    'table re-loaded: chain inet forward has 0 rules, not 5',
+    'table re-loaded: chain inet forward has 0 rules, not 6',
   ]);
   assert.ok(kernel.nftScripts.at(-1)?.includes('table inet cnm_policy {'));
 

@@ -127,6 +127,13 @@ export interface PolicyEngineConfig {
   /** nftables table name of the policy table (`cnm_policy`). */
   table: string;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  /**
+   * Turns the br_netfilter switch of a network's bridge on or off (through the controller and
+   * the network's driver). Frames bridged between two containers of one network reach the
+   * policy table only while it is on; the engine keeps it on exactly for the networks with an
+   * isolated container, so networks without policies pay no netfilter cost per bridged frame.
+   */
+  bridgedFiltering?: (networkId: string, on: boolean) => Promise<void>;
   /** Changes a container's labels through the controller (which then calls back here). */
   relabel: (
     idOrName: string,
@@ -171,6 +178,8 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
   #endpoints = new Map<string, string>();
   /** Tenant-isolated networks with containers: network id → subnets. */
   #tenantNets = new Map<string, string[]>();
+  /** Networks whose bridge has br_netfilter on (see `PolicyEngineConfig.bridgedFiltering`). */
+  #filtered = new Set<string>();
   /** True when the kernel may differ from the compiler (a reload failed): next sync reloads. */
   #stale = false;
   /** Compiled elements, kept up to date change by change; the kernel holds them after a sync. */
@@ -194,15 +203,16 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
       this.#inc.setNamespace({ name: value.name, labels: value.labels });
     }
     // Bridged traffic between containers of one network reaches the inet forward hook only with
-    // br_netfilter's call-iptables switch on (per netns). Without it only routed traffic (other
-    // networks, outside) would be filtered.
+    // br_netfilter on. The namespace-wide switch (default on) would send every bridged frame of
+    // every bridge through conntrack and the inet chains; it is turned off, and each bridge gets
+    // its own switch on while one of its containers is isolated (#syncFiltering).
     try {
-      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-iptables', '1');
-      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-ip6tables', '1');
+      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-iptables', '0');
+      await this.#kernel.sysctlSet('net.bridge.bridge-nf-call-ip6tables', '0');
     } catch (err) {
       this.#cfg.log(
         'warn',
-        `Cannot enable br_netfilter (${describeError(err)}): policies will not filter traffic between containers of one bridge`,
+        `br_netfilter is not loaded (${describeError(err)}): policies will not filter traffic between containers of one bridge`,
       );
     }
     this.#inc.flush();
@@ -372,11 +382,55 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
     };
   }
 
+  /** The networks with a container isolated in either direction (its address in an iso set). */
+  #wantFiltered(): Set<string> {
+    const els = this.#inc.elements();
+    const isolated = (ip: string): boolean => {
+      const a = IP.parse(ip);
+      const text = a.toString();
+      return !!els.get(`in_iso${a.family}`)?.has(text) || !!els.get(`eg_iso${a.family}`)?.has(text);
+    };
+    const out = new Set<string>();
+    for (const p of this.#pods.values())
+      for (const e of p.endpoints.values()) if (e.ips.some(isolated)) out.add(e.networkId);
+    return out;
+  }
+
+  /**
+   * Switches br_netfilter per bridge: `phase` `on` turns it on for networks that now need it
+   * (before their elements land, so no same-bridge frame slips past a new isolation), `off`
+   * turns it off where no longer needed (after). Failures are logged, not thrown: the table is
+   * still right for routed traffic.
+   */
+  async #syncFiltering(want: Set<string>, phase: 'on' | 'off'): Promise<void> {
+    const set = this.#cfg.bridgedFiltering;
+    if (!set) return;
+    const todo =
+      phase === 'on'
+        ? [...want].filter((id) => !this.#filtered.has(id))
+        : [...this.#filtered].filter((id) => !want.has(id));
+    for (const id of todo) {
+      try {
+        await set(id, phase === 'on');
+        if (phase === 'on') this.#filtered.add(id);
+        else this.#filtered.delete(id);
+      } catch (err) {
+        this.#cfg.log(
+          'warn',
+          `Cannot turn bridge filtering ${phase} for network ${id.slice(0, 12)}: ${describeError(err)}`,
+        );
+      }
+    }
+  }
+
   /** Makes the kernel match the compiler's state. Caller holds the lock. */
   async #sync(): Promise<void> {
     const t0 = performance.now();
     const changes = deltaChanges(this.#inc.flush());
     if (changes.length === 0 && !this.#stale) return;
+    // Only a change of who is isolated (or of their endpoints) can change the bridges to filter.
+    const want = changes.some((c) => c.set.includes('_iso')) ? this.#wantFiltered() : undefined;
+    if (want) await this.#syncFiltering(want, 'on');
     const t1 = performance.now();
     try {
       // After a failed reload the kernel may hold anything: only a whole table is safe then.
@@ -399,6 +453,7 @@ export class PolicyEngine implements EndpointWatcher, PolicyApi {
       await this.#kernel.nftRun(fullScript(this.#cfg.table, this.#inc.elements()));
       this.#stale = false;
     }
+    if (want) await this.#syncFiltering(want, 'off');
   }
 
   async #syncQuietly(what: string): Promise<void> {

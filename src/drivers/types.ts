@@ -109,6 +109,14 @@ export interface Driver<O = unknown> {
   ): Promise<void>;
   /** True when the host port is already published through this driver. */
   portInUse(port: Pick<DriverPort, 'hostIp' | 'hostPort' | 'proto'>): boolean;
+  /**
+   * Turns br_netfilter on or off for the network's bridge: while on, frames bridged between its
+   * endpoints pass the inet netfilter hooks (conntrack and the policy table); while off they
+   * cost nothing there. The policy engine keeps it on while an endpoint of the network is
+   * isolated by a policy. The setting outlives a re-made bridge (drift repair, restart).
+   * Drivers without a bridge leave it out.
+   */
+  setBridgedFiltering?(net: DriverNetwork<O>, on: boolean): Promise<void>;
   /** Names of the host-namespace links this network owns (for leak detection). */
   ownedLinks(net: DriverNetwork<O>): string[];
   /**

@@ -349,7 +349,7 @@ const TUNING_CHECKS: readonly {
     check: (v) => v.trim() === '0',
     want: '0 or absent',
     advice:
-      'bridged frames also pass iptables/nftables inet hooks (br_netfilter); cnm does not need that and it costs per packet',
+      'bridged frames of every bridge pass iptables/nftables inet hooks (br_netfilter); cnmd sets it to 0 at start and turns it on per bridge where a policy needs it',
   },
 ];
 

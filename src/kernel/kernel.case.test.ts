@@ -19,6 +19,11 @@ export interface KernelWorld {
    */
   hairpinOracle?(name: string, ns: string): Promise<boolean | undefined>;
   /**
+   * An independent oracle for a bridge's own br_netfilter switches (the real world asks
+   * `ip -d -j link show`): nf_call_iptables and nf_call_ip6tables.
+   */
+  bridgeNfOracle?(name: string, ns: string): Promise<{ v4: boolean; v6: boolean }>;
+  /**
    * An independent oracle for a device's root qdisc (the real world asks `tc -j qdisc show`):
    * its kind and, for a tbf, rate and burst in bytes.
    */
@@ -184,6 +189,36 @@ export function runKernelCases(label: string, getWorld: () => KernelWorld): void
       await k.linkSet('d9', { up: true }, ns);
       assert.equal((await k.linkGet('d9', ns))?.up, true);
       await rejectsErrno(k.linkSet('ghost', { up: true }, ns), 'ENODEV');
+    });
+
+    test("linkAdd()/linkSet() bridgeNfCall: a bridge's own br_netfilter switch, read back", async () => {
+      const w = getWorld();
+      const k = w.kernel;
+      const ns = await newNs();
+      const both = async (name: string): Promise<boolean | undefined> => {
+        const got = (await k.linkGet(name, ns))?.bridgeNfCall;
+        if (w.bridgeNfOracle) {
+          const o = await w.bridgeNfOracle(name, ns);
+          assert.deepEqual(o, { v4: got, v6: got }, 'oracle');
+        }
+        return got;
+      };
+      await k.linkAdd({ kind: 'bridge', name: 'br0', up: true }, ns);
+      assert.equal(await both('br0'), false, 'a new bridge has it off');
+      await k.linkAdd({ kind: 'bridge', name: 'br1', nfCall: true }, ns);
+      assert.equal(await both('br1'), true, 'set at creation');
+      await k.linkSet('br0', { bridgeNfCall: true }, ns);
+      assert.equal(await both('br0'), true);
+      const br0 = await k.linkGet('br0', ns);
+      assert.equal(br0?.up, true, 'other settings are left alone');
+      await k.batch([{ op: 'linkSet', args: ['br0', { bridgeNfCall: false, mtu: 1400 }, ns] }]);
+      assert.equal(await both('br0'), false);
+      assert.equal((await k.linkGet('br0', ns))?.mtu, 1400);
+      // Only a bridge has it; the failed request changes nothing.
+      await k.linkAdd({ kind: 'veth', name: 'd0', peer: { name: 'd0p', ns } }, ns);
+      await rejectsErrno(k.linkSet('d0', { bridgeNfCall: true, mtu: 1300 }, ns), 'EOPNOTSUPP');
+      assert.equal((await k.linkGet('d0', ns))?.bridgeNfCall, undefined);
+      assert.notEqual((await k.linkGet('d0', ns))?.mtu, 1300);
     });
 
     test('linkSet()/linkAdd() hairpin: a bridge port in hairpin mode, read back', async () => {

@@ -41,6 +41,16 @@ describe('real kernel', { skip }, () => {
       const [port] = JSON.parse(out) as { hairpin?: boolean }[];
       return port?.hairpin;
     },
+    bridgeNfOracle: async (name, ns) => {
+      const out = execFileSync('nsenter', [`--net=${ns}`, 'ip', '-d', '-j', 'link', 'show', name], {
+        encoding: 'utf8',
+      });
+      const [l] = JSON.parse(out) as {
+        linkinfo?: { info_data?: { nf_call_iptables?: number; nf_call_ip6tables?: number } };
+      }[];
+      const d = l?.linkinfo?.info_data;
+      return { v4: d?.nf_call_iptables === 1, v6: d?.nf_call_ip6tables === 1 };
+    },
     // tc reads the qdisc with its own parser (and prints the burst it computes from the
     // kernel's buffer time, like our decoder does).
     qdiscOracle: async (dev, ns) => {

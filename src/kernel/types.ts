@@ -36,6 +36,8 @@ export interface Link {
   hairpin?: boolean;
   /** IPv6 address generation mode (IFLA_INET6_ADDR_GEN_MODE), when the link has IPv6. */
   addrGenMode?: AddrGenMode;
+  /** A bridge's own br_netfilter switch (IFLA_BR_NF_CALL_IPTABLES); see `BridgeAdd.nfCall`. */
+  bridgeNfCall?: boolean;
 }
 
 /**
@@ -69,7 +71,13 @@ export interface VethAdd extends LinkAddBase {
 
 export interface BridgeAdd extends LinkAddBase {
   kind: 'bridge';
-  /** IFLA_BR_VLAN_FILTERING etc. are not needed yet; stp stays off. */
+  /**
+   * The bridge's own br_netfilter switch (IFLA_BR_NF_CALL_IPTABLES and _IP6TABLES): its bridged
+   * IPv4/IPv6 frames pass the inet netfilter hooks (conntrack, forward chains) even when the
+   * namespace's `net.bridge.bridge-nf-call-iptables` is 0. Unset: the kernel's default (off).
+   * Needs the br_netfilter module for any effect. Stp stays off.
+   */
+  nfCall?: boolean;
 }
 
 export interface VxlanAdd extends LinkAddBase {
@@ -138,6 +146,8 @@ export interface LinkSet {
   hairpin?: boolean;
   /** IPv6 address generation mode; set it before the link first comes up (see AddrGenMode). */
   addrGenMode?: AddrGenMode;
+  /** A bridge's own br_netfilter switch (see `BridgeAdd.nfCall`); other kinds fail. */
+  bridgeNfCall?: boolean;
 }
 
 /** An address as read back (RTM_GETADDR). */

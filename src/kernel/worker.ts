@@ -302,8 +302,11 @@ export class HostKernel {
           fdFor = { ns: link.ns };
         }
         break;
+      case 'bridge':
+        info = { kind: 'bridge', ...(link.nfCall !== undefined ? { nfCall: link.nfCall } : {}) };
+        break;
       default:
-        // bridge, dummy and any other kind the kernel knows, without kind-specific data.
+        // dummy and any other kind the kernel knows, without kind-specific data.
         info = { kind: link.kind } as LinkInfo;
     }
     // IFF_UP at creation is fine for a link that stays here; one born elsewhere is brought up
@@ -349,6 +352,8 @@ export class HostKernel {
     if (changes.mac !== undefined) attrs.mac = changes.mac;
     if (changes.alias !== undefined) attrs.alias = changes.alias;
     if (changes.addrGenMode !== undefined) attrs.addrGenMode = changes.addrGenMode;
+    if (changes.bridgeNfCall !== undefined)
+      attrs.info = { kind: 'bridge', nfCall: changes.bridgeNfCall };
     if (changes.master === null) attrs.master = 0;
     else if (changes.master !== undefined) attrs.master = this.#resolve(sock, changes.master, ns);
     // Without a master change, hairpin rides in this request as slave data (applied before the

@@ -220,6 +220,7 @@ async function main(): Promise<void> {
     table: `${cfg.nftTable}_policy`,
     log,
     relabel: (id, set, remove) => controllerRef!.updateContainerLabels(id, set, remove),
+    bridgedFiltering: (id, on) => controllerRef!.setBridgedFiltering(id, on),
   });
   await policy.init();
   const controller = new Controller(kernel, store, drivers, {

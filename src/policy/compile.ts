@@ -439,6 +439,13 @@ function finish(accs: Accs): PolicyElements {
  * The policy table, without elements. Loading it replaces the table atomically. The forward
  * chain runs just before cnm's own (priority filter - 1) and only ever drops: what it lets
  * through still meets cnm's network isolation rules.
+ *
+ * Replies pass (conntrack), and so does a TCP segment without SYN or RST that conntrack sees as
+ * new: conntrack picking up a connection it never saw open. That happens when a bridge's
+ * br_netfilter switch goes on (the engine turns it on only while the network has an isolated
+ * container, so connections made before were never tracked): they survive the new policy, as
+ * tracked ones do. It opens nothing new: without a SYN the peer's stack answers a segment for
+ * a connection it does not have with a reset, so no denied peer can start a connection.
  */
 export function policyRuleset(table: string): string {
   const sets: string[] = [];
@@ -471,6 +478,7 @@ ${sets.join('\n')}
   chain forward {
     type filter hook forward priority filter - 1; policy accept;
     ct state established,related accept
+    ct state new tcp flags & (syn | rst | ack) == ack accept
     ip saddr @eg_iso4 jump eg4
     ip daddr @in_iso4 jump in4
     ip6 saddr @eg_iso6 jump eg6

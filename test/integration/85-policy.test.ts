@@ -379,3 +379,104 @@ spec:
       assert.equal((await a.delete('/cnm/namespaces/prod')).status, 409, 'prod is in use');
     }),
 );
+
+/** A bridge's own br_netfilter switch (`nf_call_iptables`), as `ip -d -j link` reports it. */
+async function bridgeNf(w: World, bridge: string): Promise<number | undefined> {
+  const { exec } = await import('./harness.js');
+  const r = await exec(w.hostNs, ['ip', '-d', '-j', 'link', 'show', bridge], { check: true });
+  const [l] = JSON.parse(r.stdout) as { linkinfo?: { info_data?: Record<string, number> } }[];
+  return l?.linkinfo?.info_data?.['nf_call_iptables'];
+}
+
+/** Packets the test's own counter on the inet forward hook has seen (table `cnmt_probe`). */
+async function forwarded(w: World): Promise<number> {
+  const { exec } = await import('./harness.js');
+  const r = await exec(w.hostNs, ['nft', '-j', 'list', 'chain', 'inet', 'cnmt_probe', 'probe'], {
+    check: true,
+  });
+  const items = (JSON.parse(r.stdout) as { nftables: Record<string, any>[] }).nftables;
+  const rule = items.find((i) => i['rule'])?.['rule'];
+  return (rule.expr as Record<string, any>[]).find((e) => e['counter'])!['counter'].packets;
+}
+
+test(
+  'policy: bridged frames pass netfilter only on bridges with an isolated container',
+  { skip: skipUnlessRoot(), timeout: 180_000 },
+  (t) =>
+    withWorld(t, async (w) => {
+      const { exec } = await import('./harness.js');
+      await startDaemon(w);
+      const a = api(w);
+      const sysctl = async (k: string): Promise<string> =>
+        (await exec(w.hostNs, ['sysctl', '-n', k], { check: true })).stdout.trim();
+      assert.equal(await sysctl('net.bridge.bridge-nf-call-iptables'), '0', 'namespace switch off');
+      assert.equal(await sysctl('net.bridge.bridge-nf-call-ip6tables'), '0');
+      await createNetwork(a, {
+        Name: 'quiet',
+        Options: { 'com.docker.network.bridge.name': 'cnmbrq' },
+      });
+      await createNetwork(a, {
+        Name: 'app',
+        Options: { 'com.docker.network.bridge.name': 'cnmbra' },
+      });
+      const [q1, q2, backend, client] = await Promise.all([
+        listener(a, 'q1', 'quiet', { app: 'q' }),
+        listener(a, 'q2', 'quiet', { app: 'q' }),
+        listener(a, 'backend', 'app', { app: 'backend' }),
+        listener(a, 'client', 'app', { app: 'client' }),
+      ]);
+      assert.equal(await bridgeNf(w, 'cnmbrq'), 0);
+      assert.equal(await bridgeNf(w, 'cnmbra'), 0);
+      // The test's own counter on the inet forward hook (its own table, in the world's host
+      // namespace): bridged frames only reach it through br_netfilter.
+      await exec(
+        w.hostNs,
+        [
+          'nft',
+          'add table inet cnmt_probe; add chain inet cnmt_probe probe { type filter hook forward priority 100; }; add rule inet cnmt_probe probe counter',
+        ],
+        { check: true },
+      );
+      await expectReach(
+        [
+          [q1, q2, 80, true],
+          [client, backend, 80, true],
+        ],
+        'no policy',
+      );
+      assert.equal(await forwarded(w), 0, 'no bridged frame passed the inet hooks');
+
+      await apply(
+        w,
+        `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+          "metadata":{"name":"backend-6379"},
+          "spec":{"podSelector":{"matchLabels":{"app":"backend"}},
+                  "ingress":[{"ports":[{"protocol":"TCP","port":6379}]}]}}`,
+      );
+      assert.equal(await bridgeNf(w, 'cnmbra'), 1, 'the isolated container’s bridge');
+      assert.equal(await bridgeNf(w, 'cnmbrq'), 0, 'the other bridge stays off');
+      await expectReach(
+        [
+          [client, backend, 80, false],
+          [client, backend, 6379, true],
+          [q1, q2, 80, true],
+        ],
+        'backend isolated',
+      );
+      const afterApp = await forwarded(w);
+      assert.ok(afterApp > 0, 'frames of the filtered bridge pass the inet hooks');
+      await expectReach([[q1, q2, 6379, true]], 'quiet bridge');
+      assert.equal(await forwarded(w), afterApp, 'the other bridge’s frames still do not');
+
+      // Drift repair re-makes a deleted bridge with the switch on; the policy still holds.
+      await exec(w.hostNs, ['ip', 'link', 'del', 'cnmbra'], { check: true });
+      await until('the bridge re-made with br_netfilter on', async () => {
+        return (await bridgeNf(w, 'cnmbra').catch(() => undefined)) === 1;
+      });
+
+      const r = await a.delete('/cnm/policies/default/backend-6379');
+      assert.equal(r.status, 204, r.text);
+      assert.equal(await bridgeNf(w, 'cnmbra'), 0, 'off once nothing is isolated');
+      await exec(w.hostNs, ['nft', 'delete table inet cnmt_probe'], { check: true });
+    }),
+);

@@ -85,6 +85,8 @@ export class BridgeDriver implements Driver<BridgeOptions> {
   /** When {@link repairFirewall} lists the elements again (ms since the epoch; 0: next pass). */
   #nextElementCheck = 0;
   #ipv6Forwarding = false;
+  /** Networks whose bridge has br_netfilter on (`setBridgedFiltering`). */
+  #filtered = new Set<string>();
   /** Network id → its bridge's MAC, as made or last found. */
   #macs = new Map<string, string>();
 
@@ -277,7 +279,11 @@ export class BridgeDriver implements Driver<BridgeOptions> {
         ignoreErrno(err, 'EEXIST');
       }
     }
-    await this.#kernel.linkSet(name, { up: true });
+    // br_netfilter as the policy engine last asked (a re-made bridge is born with it off; one
+    // found at start may still have it on from before).
+    const nf = this.#filtered.has(net.id);
+    const nfChange = (existing?.bridgeNfCall ?? false) !== nf ? { bridgeNfCall: nf } : {};
+    await this.#kernel.linkSet(name, { up: true, ...nfChange });
     await this.#nft(
       this.#fw.addNetwork({
         bridge: name,
@@ -350,8 +356,15 @@ export class BridgeDriver implements Driver<BridgeOptions> {
     return undefined;
   }
 
+  async setBridgedFiltering(net: DriverNetwork<BridgeOptions>, on: boolean): Promise<void> {
+    if (on) this.#filtered.add(net.id);
+    else this.#filtered.delete(net.id);
+    await this.#kernel.linkSet(this.bridgeName(net), { bridgeNfCall: on });
+  }
+
   async deleteNetwork(net: DriverNetwork<BridgeOptions>): Promise<void> {
     const name = this.bridgeName(net);
+    this.#filtered.delete(net.id);
     await this.#nft(this.#fw.removeNetwork(name));
     // Only the bridge this network made: a create that failed because the name belongs to a
     // host interface (`-o com.docker.network.bridge.name=eth0`) unwinds through here too.

@@ -7,7 +7,7 @@ import { IP, Prefix } from '../../netaddr/index.js';
 import { BridgeDriver } from '../bridge/bridge-driver.js';
 import type { DriverNetwork } from '../types.js';
 import { parseOverlayOptions, type OverlayOptions } from './options.js';
-import { OverlayDriver } from './overlay-driver.js';
+import { OverlayDriver, overlayTableScript } from './overlay-driver.js';
 
 describe('overlay options', () => {
   test("parseOverlayOptions() reads the VNI and the MTU, ignores other drivers' options", () => {
@@ -109,6 +109,25 @@ async function setup(advertiseAddr?: string) {
 }
 
 describe('overlay driver', () => {
+  test('the table keeps this host’s VXLAN packets out of conntrack, both ways, when clustered', () => {
+    const v4 = overlayTableScript('cnm_ovl', '198.51.100.11');
+    assert.match(
+      v4,
+      /hook prerouting priority raw;[^}]*ip daddr 198\.51\.100\.11 udp dport 4789 notrack/,
+    );
+    assert.match(
+      v4,
+      /hook output priority raw;[^}]*ip saddr 198\.51\.100\.11 udp dport 4789 notrack/,
+    );
+    assert.match(
+      overlayTableScript('cnm_ovl', 'fd00::1'),
+      /ip6 daddr fd00::1 udp dport 4789 notrack/,
+    );
+    const alone = overlayTableScript('cnm_ovl');
+    assert.doesNotMatch(alone, /notrack/, 'no underlay address: nothing to exempt');
+    assert.match(alone, /maxseg size set rt mtu/);
+  });
+
   test('ensureNetwork() makes a bridge and a VXLAN device on it, MTU underlay - 50', async () => {
     const { k, d } = await setup('198.51.100.11');
     const n = overlayNet({ vni: 4097, mtu: 0 });

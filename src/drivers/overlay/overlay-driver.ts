@@ -48,6 +48,39 @@ export interface OverlayDriverConfig {
   advertiseAddr?: string;
 }
 
+/**
+ * The overlay's nftables table: TCP MSS clamped on packets routed into overlay bridges, and,
+ * with an underlay address, this host's VXLAN packets (UDP 4789 from or to it) kept out of
+ * conntrack. The outer flows need no state (no NAT, no policy looks at them), and tracking
+ * them cost a conntrack lookup and update per packet on each host, in both directions, that a
+ * plain kernel VXLAN path does not pay.
+ */
+export function overlayTableScript(t: string, advertiseAddr?: string): string {
+  const chains = [
+    '  set bridges { type ifname; }',
+    '  chain forward {',
+    '    type filter hook forward priority mangle; policy accept;',
+    '    oifname @bridges tcp flags syn / syn,rst tcp option maxseg size set rt mtu',
+    '  }',
+  ];
+  const local = advertiseAddr === undefined ? undefined : IP.tryParse(advertiseAddr);
+  if (local) {
+    const ip = local.family === 4 ? 'ip' : 'ip6';
+    const addr = local.toString();
+    chains.push(
+      '  chain vxlan_in {',
+      '    type filter hook prerouting priority raw; policy accept;',
+      `    ${ip} daddr ${addr} udp dport ${VXLAN_PORT} notrack`,
+      '  }',
+      '  chain vxlan_out {',
+      '    type filter hook output priority raw; policy accept;',
+      `    ${ip} saddr ${addr} udp dport ${VXLAN_PORT} notrack`,
+      '  }',
+    );
+  }
+  return `table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n${chains.join('\n')}\n}\n`;
+}
+
 /** An endpoint on another host, as the cluster store has it. */
 export interface RemoteEndpoint {
   id: string;
@@ -94,16 +127,8 @@ export class OverlayDriver implements Driver<OverlayOptions> {
   }
 
   async init(): Promise<void> {
-    const t = this.#table();
     // One atomic batch: the table is (re)made empty, elements are added per network.
-    await this.#kernel.nftRun(
-      `table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n` +
-        '  set bridges { type ifname; }\n' +
-        '  chain forward {\n' +
-        '    type filter hook forward priority mangle; policy accept;\n' +
-        '    oifname @bridges tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n' +
-        '  }\n}\n',
-    );
+    await this.#kernel.nftRun(overlayTableScript(this.#table(), this.#cfg.advertiseAddr));
     if (!this.#cfg.advertiseAddr) return;
     this.#underlay = await this.#findUnderlay(this.#cfg.advertiseAddr);
   }
@@ -254,6 +279,10 @@ export class OverlayDriver implements Driver<OverlayOptions> {
     // Published ports of overlay endpoints live in the bridge driver's firewall state, which
     // the bridge driver already answers for.
     return false;
+  }
+
+  setBridgedFiltering(net: DriverNetwork<OverlayOptions>, on: boolean): Promise<void> {
+    return this.#bridge.setBridgedFiltering(this.#bridgeNet(net), on);
   }
 
   ownedLinks(net: DriverNetwork<OverlayOptions>): string[] {

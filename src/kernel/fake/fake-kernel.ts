@@ -36,6 +36,8 @@ interface FakeLink {
   hairpin?: boolean;
   /** Only when set: the real kernel reports its default (eui64) as well. */
   addrGenMode?: AddrGenMode;
+  /** A bridge's br_netfilter switch; the real kernel reports it (off by default) for bridges. */
+  nfCall?: boolean;
   /** veth peer (namespace key + name). */
   peer?: { ns: string; name: string };
   /** Parent of a macvlan/ipvlan/vlan (namespace key + ifindex): deleting it deletes the child. */
@@ -285,6 +287,7 @@ export class FakeKernel implements Kernel {
     }
     if (l.alias !== undefined) out.alias = l.alias;
     if (l.addrGenMode !== undefined) out.addrGenMode = l.addrGenMode;
+    if (l.kind === 'bridge') out.bridgeNfCall = l.nfCall ?? false;
     void space;
     return out;
   }
@@ -355,6 +358,7 @@ export class FakeKernel implements Kernel {
       ...(link.addrGenMode !== undefined ? { addrGenMode: link.addrGenMode } : {}),
       ...(master ? { master: master.index } : {}),
       ...(master && link.hairpin !== undefined ? { hairpin: link.hairpin } : {}),
+      ...(link.kind === 'bridge' && link.nfCall !== undefined ? { nfCall: link.nfCall } : {}),
     };
     if (link.kind === 'veth') {
       const p = link.peer;
@@ -405,10 +409,13 @@ export class FakeKernel implements Kernel {
     // Hairpin is a bridge port setting (br_setlink): a link without a master has no port.
     if (changes.hairpin !== undefined && (master === null || (master ?? link.master) === undefined))
       fail(action, 'EOPNOTSUPP');
+    // IFLA_INFO_KIND "bridge" on a link of another kind: the kernel refuses the request.
+    if (changes.bridgeNfCall !== undefined && link.kind !== 'bridge') fail(action, 'EOPNOTSUPP');
     if (changes.mtu !== undefined) link.mtu = changes.mtu;
     if (changes.mac !== undefined) link.mac = changes.mac;
     if (changes.alias !== undefined) link.alias = changes.alias;
     if (changes.addrGenMode !== undefined) link.addrGenMode = changes.addrGenMode;
+    if (changes.bridgeNfCall !== undefined) link.nfCall = changes.bridgeNfCall;
     // The bridge driver refuses to enslave a bridge to a bridge.
     if (typeof master === 'number' && link.kind === 'bridge') {
       fail(action, 'ELOOP', 'Can not enslave a bridge to a bridge');

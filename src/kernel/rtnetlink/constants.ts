@@ -94,6 +94,14 @@ export const IN6_ADDR_GEN_MODE = { eui64: 0, none: 1, stable_secret: 2, random: 
 /** IFLA_BRPORT_* (inside IFLA_PROTINFO, and IFLA_INFO_SLAVE_DATA of a bridge port). */
 export const IFLA_BRPORT_MODE = 4;
 
+/**
+ * IFLA_BR_* (inside IFLA_INFO_DATA of a bridge): br_netfilter per bridge. Bridged IPv4/IPv6
+ * frames pass the inet netfilter hooks when the namespace's `bridge-nf-call-ip(6)tables` switch
+ * or this bridge's own switch is on (`ip link set B type bridge nf_call_iptables 1`).
+ */
+export const IFLA_BR_NF_CALL_IPTABLES = 36;
+export const IFLA_BR_NF_CALL_IP6TABLES = 37;
+
 /** VETH_INFO_* (inside IFLA_INFO_DATA of a veth). */
 export const VETH_INFO_PEER = 1;
 

@@ -11,6 +11,8 @@ import {
   IFLA_ADDRESS,
   IFLA_AF_SPEC,
   IFLA_BRPORT_MODE,
+  IFLA_BR_NF_CALL_IP6TABLES,
+  IFLA_BR_NF_CALL_IPTABLES,
   IFLA_EXT_MASK,
   IFLA_IFALIAS,
   IFLA_IFNAME,
@@ -117,7 +119,12 @@ export type LinkInfo =
   | { kind: 'macvlan'; mode: number }
   | { kind: 'ipvlan'; mode: number; flags?: number }
   | { kind: 'vlan'; id: number }
-  | { kind: 'bridge' | 'dummy' };
+  | {
+      kind: 'bridge';
+      /** IFLA_BR_NF_CALL_IPTABLES and _IP6TABLES together; unset: not sent. */
+      nfCall?: boolean;
+    }
+  | { kind: 'dummy' };
 
 function writeIfInfo(m: MessageBuilder, h: IfInfoMsg): void {
   m.struct(IFINFOMSG_LEN, (v) => {
@@ -167,6 +174,13 @@ function writeInfoData(m: MessageBuilder, info: LinkInfo): void {
       return;
     case 'vlan':
       m.begin(IFLA_INFO_DATA).u16(IFLA_VLAN_ID, info.id).end();
+      return;
+    case 'bridge':
+      if (info.nfCall === undefined) return;
+      m.begin(IFLA_INFO_DATA);
+      m.u8(IFLA_BR_NF_CALL_IPTABLES, info.nfCall ? 1 : 0);
+      m.u8(IFLA_BR_NF_CALL_IP6TABLES, info.nfCall ? 1 : 0);
+      m.end();
       return;
     default:
       return;
@@ -241,6 +255,11 @@ export function decodeLink(msg: NlMessage): Link {
     const li = parseAttrs(info);
     const kind = attr.str(li.get(IFLA_INFO_KIND));
     if (kind) link.kind = kind;
+    const data = li.get(IFLA_INFO_DATA);
+    if (kind === 'bridge' && data) {
+      const nf = attr.u8(parseAttrs(data).get(IFLA_BR_NF_CALL_IPTABLES));
+      if (nf !== undefined) link.bridgeNfCall = nf === 1;
+    }
     // A bridge port reports its IFLA_BRPORT_* settings as slave data of its link info.
     const slaveData = li.get(IFLA_INFO_SLAVE_DATA);
     if (attr.str(li.get(IFLA_INFO_SLAVE_KIND)) === 'bridge' && slaveData) {
