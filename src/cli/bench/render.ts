@@ -93,7 +93,8 @@ function notes(report: BenchReport): string[] {
 const RATIO_NOTE =
   'Ratios are oriented so that 1.00 is equal and below 1 is worse (latency: reference / cnm). ' +
   '"× host": against cnm\'s host mode in the same run; "cnm / ceiling": against the same path ' +
-  'built by hand with ip/nft in the same run (target ≥ 0.95).';
+  'built by hand with ip/nft in the same run, the median of the per-repetition ratios (both ' +
+  'measured back to back in each repetition, alternating which goes first) (target ≥ 0.95).';
 
 /**
  * The terminal table: one column per mode; per metric cnm's median [min–max], the ratio to

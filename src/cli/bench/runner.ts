@@ -20,7 +20,7 @@ import {
 import { parseCrr, parseIperf3Tcp, parseIperf3Udp, parseSockperf } from './parse.js';
 import { pause, type ClientRun, type MeasuredPath } from './path.js';
 import { ensureTools } from './proc.js';
-import { SampleSet, ratios } from './stats.js';
+import { SampleSet, pairedRatios, ratios } from './stats.js';
 import { CLIENT_TESTS, clientArgv, type ClientTest } from './tools.js';
 
 /** What the runner reports while it works. */
@@ -200,6 +200,7 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
               total,
               `rep ${rep + 1}/${settings.repeat} ${b.mode} ${side} ${test}`,
             );
+            samples.rep = rep;
             try {
               await measure(path, test, settings, samples, signal);
             } catch (err) {
@@ -224,7 +225,7 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
         cnm: b.cnmSamples.figures(),
         ceiling: b.ceilingSamples.figures(),
       };
-      r.vsCeiling = ratios(r.cnm ?? {}, r.ceiling ?? {});
+      r.vsCeiling = pairedRatios(b.cnmSamples, b.ceilingSamples);
       if (b.errors.length > 0) r.errors = b.errors;
       results.push(r);
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SampleSet, median, ratio, ratios, toFigure } from './stats.js';
+import { SampleSet, median, pairedRatios, ratio, ratios, toFigure } from './stats.js';
 
 test('median() takes the middle value, or the mean of the middle two', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -36,4 +36,37 @@ test('SampleSet.figures() summarises every metric that has samples', () => {
   const s = new SampleSet();
   for (const v of [3, 1, 2]) s.add('crrPerSec', v);
   assert.deepEqual(s.figures(), { crrPerSec: { median: 2, min: 1, max: 3, samples: [3, 1, 2] } });
+});
+
+test('pairedRatios() takes the median of per-repetition ratios, so load drift cancels', () => {
+  const cnm = new SampleSet();
+  const ceiling = new SampleSet();
+  // The machine got twice as slow in repetition 1 and three times in 2: each pair still says 0.9.
+  for (const [rep, load] of [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+  ] as const) {
+    cnm.rep = rep;
+    ceiling.rep = rep;
+    cnm.add('tcpGbps', 9 / load);
+    ceiling.add('tcpGbps', 10 / load);
+    cnm.add('rrP50Us', 22 * load);
+    ceiling.add('rrP50Us', 20 * load);
+  }
+  const r = pairedRatios(cnm, ceiling);
+  assert.ok(Math.abs((r.tcpGbps ?? 0) - 0.9) < 1e-9, String(r.tcpGbps));
+  assert.ok(Math.abs((r.rrP50Us ?? 0) - 20 / 22) < 1e-9, String(r.rrP50Us));
+  // A repetition measured on one side only (the other failed) pairs with nothing.
+  ceiling.rep = 3;
+  ceiling.add('tcpGbps', 1);
+  assert.ok(Math.abs((pairedRatios(cnm, ceiling).tcpGbps ?? 0) - 0.9) < 1e-9);
+  // No common repetition: the ratio of medians; a metric on one side only: left out.
+  const x = new SampleSet();
+  const y = new SampleSet();
+  x.add('udpPps', 90);
+  y.rep = 1;
+  y.add('udpPps', 100);
+  y.add('crrPerSec', 5);
+  assert.deepEqual(pairedRatios(x, y), { udpPps: 0.9 });
 });

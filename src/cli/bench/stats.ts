@@ -60,12 +60,30 @@ export function ratios(a: Figures, b: Figures): Ratios {
 /** Collects samples per metric across repetitions. */
 export class SampleSet {
   readonly #samples = new Map<MetricKey, number[]>();
+  /** The repetition each sample was taken in, parallel to `#samples`. */
+  readonly #reps = new Map<MetricKey, number[]>();
+  /** The repetition samples added from now on belong to. */
+  rep = 0;
 
-  /** Adds one repetition's value of `key`. */
+  /** Adds one repetition's value of `key` (taken in repetition {@link rep}). */
   add(key: MetricKey, value: number): void {
     const list = this.#samples.get(key) ?? [];
     list.push(value);
     this.#samples.set(key, list);
+    const reps = this.#reps.get(key) ?? [];
+    reps.push(this.rep);
+    this.#reps.set(key, reps);
+  }
+
+  /** Repetition → finite value of `key`. */
+  byRep(key: MetricKey): Map<number, number> {
+    const out = new Map<number, number>();
+    const values = this.#samples.get(key) ?? [];
+    const reps = this.#reps.get(key) ?? [];
+    values.forEach((v, i) => {
+      if (Number.isFinite(v)) out.set(reps[i] as number, v);
+    });
+    return out;
   }
 
   /** The figures of every metric that has at least one sample. */
@@ -77,4 +95,31 @@ export class SampleSet {
     }
     return out;
   }
+}
+
+/**
+ * `a` against `b` as the median of per-repetition {@link ratio}s: in each repetition both sides
+ * ran back to back, so a change of the machine's load between repetitions (other work on a
+ * shared host) hits both and cancels, where a ratio of medians would mix samples from different
+ * moments. A metric without a repetition measured on both sides falls back to the ratio of
+ * medians; one missing on either side is left out.
+ *
+ * @example two repetitions 9/10 and 18/20 give 0.9 even though the load halved the second
+ */
+export function pairedRatios(a: SampleSet, b: SampleSet): Ratios {
+  const out: Ratios = {};
+  const fa = a.figures();
+  const fb = b.figures();
+  for (const m of METRICS) {
+    const pb = b.byRep(m.key);
+    const per: number[] = [];
+    for (const [rep, v] of a.byRep(m.key)) {
+      const r = ratio(v, pb.get(rep), m.higherIsBetter);
+      if (Number.isFinite(r)) per.push(r);
+    }
+    const r =
+      per.length > 0 ? median(per) : ratio(fa[m.key]?.median, fb[m.key]?.median, m.higherIsBetter);
+    if (Number.isFinite(r)) out[m.key] = r;
+  }
+  return out;
 }
