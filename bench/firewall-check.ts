@@ -40,7 +40,7 @@ async function policyPass(k: Kernel): Promise<Record<string, unknown>> {
       'in_port4',
       new Set(Array.from({ length: N }, (_, i) => `${ip(i)} . ${ip(i + 1)} . tcp . 80`)),
     ],
-    ['in_net4', new Set(Array.from({ length: N }, (_, i) => `${ip(i)} . 192.168.0.0/16`))],
+    ['in_net4_w', new Set(Array.from({ length: N }, (_, i) => `${ip(i)} . 192.168.0.0/16`))],
   ]);
   await k.nftRun(fullScript('cnm_policy', elems));
   const listMs: number[] = [];

@@ -12,12 +12,21 @@
  * | `<d>_iso<f>` | self                                  | hash     | containers isolated in direction d  |
  * | `<d>_pair<f>`| self . peer                           | hash     | container peers, every port         |
  * | `<d>_port<f>`| self . peer . l4proto . port          | hash     | container peers, one port           |
- * | `<d>_net<f>` | self . peer range                     | interval | ipBlock (or any) peers, every port  |
- * | `<d>_rng<f>` | self . peer range . l4proto . port range | interval | everything else (ranges)        |
+ * | `<d>_net<f>_<s>` | self . peer range                 | interval | ipBlock (or any) peers, every port  |
+ * | `<d>_rng<f>_<s>` | self . peer range . l4proto . port range | interval | everything else (ranges)    |
+ *
+ * The interval sets are sharded (`shardSet`; `<s>` is `w` or 0–15): an element whose peer range lies inside one /24
+ * (IPv4) or one /64 (IPv6) goes to shard `<d>_<kind><f>_<j>`, j being bits 8–11 (IPv4) or
+ * 64–67 (IPv6) of the peer address, i.e. the low nibble of the /24 or /64 number; a wider element
+ * goes to the one "wide" set `<d>_<kind><f>_w`. Every element is in exactly one set. The kernel
+ * copies a whole concatenated interval (pipapo) set on each transaction that changes it, so a
+ * change costs in proportion to the size of the set it touches (docs/policy.md): a narrow
+ * element's change now touches a sixteenth of them.
  *
  * A packet from a source isolated for egress passes when its key is in one of the `eg_*` sets,
- * and likewise for ingress; so the per-packet cost is two hash lookups plus two interval lookups
- * per isolated direction, whatever the number of policies.
+ * and likewise for ingress. Per isolated direction: two hash lookups, the two wide interval
+ * lookups, one verdict-map lookup on the peer's shard bits (`goto` its shard chain), then the
+ * shard's two interval lookups: constant, whatever the number of policies.
  */
 import { IP, type Family } from '../netaddr/index.js';
 import {
@@ -63,11 +72,41 @@ const FAMILIES: readonly Family[] = [4, 6];
 const ALL_PORTS: Range = [0n, 65535n];
 const NFT_PROTO: Record<PolicyProtocol, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
+/** Shards of each interval set (besides its wide set); a power of two, 16 at most. */
+export const SHARDS = 16;
+/** The shard bits of a peer address start here (IPv4: bits 8–11; IPv6: bits 64–67). */
+const SHARD_SHIFT: Record<Family, bigint> = { 4: 8n, 6: 64n };
+const INTERVAL_KINDS: readonly SetKind[] = ['net', 'rng'];
+
+/** The suffixes of an interval set's physical sets: the wide set, then the shards. */
+function shardSuffixes(): string[] {
+  return ['w', ...Array.from({ length: SHARDS }, (_, j) => String(j))];
+}
+
+/**
+ * The physical set of an interval element of `kind` (`net`, `rng`) whose peer range is `peer`:
+ * its shard when the range lies inside one /24 (IPv4) or /64 (IPv6), else the wide set.
+ * @example shardSet('in', 'rng', 4, [0x0a000300n, 0x0a0003ffn]) // 'in_rng4_3'
+ */
+export function shardSet(dir: string, kind: string, f: Family, peer: Range): string {
+  const shift = SHARD_SHIFT[f];
+  const [lo, hi] = peer;
+  if (lo >> shift !== hi >> shift) return `${dir}_${kind}${f}_w`;
+  return `${dir}_${kind}${f}_${Number((lo >> shift) & BigInt(SHARDS - 1))}`;
+}
+
 /** Every set name, in a stable order. */
 export function setNames(): string[] {
   const out: string[] = [];
-  for (const d of ['in', 'eg'] as const)
-    for (const k of SET_KINDS) for (const f of FAMILIES) out.push(`${d}_${k}${f}`);
+  for (const d of ['in', 'eg'] as const) {
+    for (const k of SET_KINDS) {
+      for (const f of FAMILIES) {
+        if (INTERVAL_KINDS.includes(k))
+          for (const sfx of shardSuffixes()) out.push(`${d}_${k}${f}_${sfx}`);
+        else out.push(`${d}_${k}${f}`);
+      }
+    }
+  }
   return out;
 }
 
@@ -78,15 +117,16 @@ export interface PolicySetShape {
 }
 
 /**
- * The shape of set `name` (`in_rng4`): what `policyRuleset` declares and what the kernel layer
+ * The shape of set `name` (`in_rng4_3`): what `policyRuleset` declares and what the kernel layer
  * needs to encode its elements without asking the kernel.
  * @throws Error for a name that is not one of `setNames()` (a bug)
  */
 export function setShape(name: string): PolicySetShape {
-  const m = /^(?:in|eg)_(iso|pair|port|net|rng)([46])$/.exec(name);
-  if (!m) throw new Error(`Unknown policy set "${name}"`);
-  const addr = m[2] === '4' ? 'ipv4_addr' : 'ipv6_addr';
-  const kind = m[1] as SetKind;
+  const m = /^(?:in|eg)_(?:(iso|pair|port)([46])|(net|rng)([46])_(w|\d+))$/.exec(name);
+  if (!m || (m[5] !== undefined && m[5] !== 'w' && Number(m[5]) >= SHARDS))
+    throw new Error(`Unknown policy set "${name}"`);
+  const addr = (m[2] ?? m[4]) === '4' ? 'ipv4_addr' : 'ipv6_addr';
+  const kind = (m[1] ?? m[3]) as SetKind;
   const ports = kind === 'port' || kind === 'rng';
   return {
     key:
@@ -417,16 +457,18 @@ function finish(accs: Accs): PolicyElements {
     const dir = key.slice(0, 2);
     const f = Number(key.slice(2)) as Family;
     const set = (kind: SetKind) => out.get(`${dir}_${kind}${f}`)!;
+    const shard = (kind: SetKind, peer: Range) => out.get(shardSet(dir, kind, f, peer))!;
     for (const e of a.iso) set('iso').add(e);
     for (const e of a.pair) set('pair').add(e);
     for (const e of a.port) set('port').add(e);
     for (const [self, ranges] of a.net) {
-      for (const r of mergeRanges(ranges)) set('net').add(`${self} . ${formatAddrRange(f, r)}`);
+      for (const r of mergeRanges(ranges))
+        shard('net', r).add(`${self} . ${formatAddrRange(f, r)}`);
     }
     for (const [selfProto, rects] of a.rng) {
       const [self, proto] = selfProto.split(' ');
       for (const r of disjointRects(rects)) {
-        set('rng').add(
+        shard('rng', r.peer).add(
           `${self} . ${formatAddrRange(f, r.peer)} . ${proto} . ${formatPortRange(r.ports)}`,
         );
       }
@@ -438,7 +480,10 @@ function finish(accs: Accs): PolicyElements {
 /**
  * The policy table, without elements. Loading it replaces the table atomically. The forward
  * chain runs just before cnm's own (priority filter - 1) and only ever drops: what it lets
- * through still meets cnm's network isolation rules.
+ * through still meets cnm's network isolation rules. Each direction's check chain looks up the
+ * hash sets and the wide interval sets, then `goto`s the shard chain of the peer's shard bits
+ * (a constant verdict map); a `return` there returns to the forward chain, as from the check
+ * chain itself.
  *
  * Replies pass (conntrack), and so does a TCP segment without SYN or RST that conntrack sees as
  * new: conntrack picking up a connection it never saw open. That happens when a bridge's
@@ -452,9 +497,14 @@ export function policyRuleset(table: string): string {
   for (const d of ['in', 'eg'] as const) {
     for (const f of FAMILIES) {
       for (const k of SET_KINDS) {
-        const shape = setShape(`${d}_${k}${f}`);
-        const flags = shape.interval ? ' flags interval;' : '';
-        sets.push(`  set ${d}_${k}${f} { type ${shape.key.join(' . ')};${flags} }`);
+        const names = INTERVAL_KINDS.includes(k)
+          ? shardSuffixes().map((sfx) => `${d}_${k}${f}_${sfx}`)
+          : [`${d}_${k}${f}`];
+        for (const name of names) {
+          const shape = setShape(name);
+          const flags = shape.interval ? ' flags interval;' : '';
+          sets.push(`  set ${name} { type ${shape.key.join(' . ')};${flags} }`);
+        }
       }
     }
   }
@@ -463,13 +513,30 @@ export function policyRuleset(table: string): string {
     const [self, peer] = d === 'in' ? ['daddr', 'saddr'] : ['saddr', 'daddr'];
     const k2 = `${ip} ${self} . ${ip} ${peer}`;
     const k4 = `${k2} . meta l4proto . th dport`;
+    const shardValue = (j: number): string =>
+      f === 4 ? `0.0.${j}.0` : j === 0 ? '::' : `0:0:0:${j.toString(16)}::`;
+    const mask = shardValue(SHARDS - 1);
+    const vmap = Array.from(
+      { length: SHARDS },
+      (_, j) => `${shardValue(j)} : goto ${d}${f}_${j}`,
+    ).join(', ');
+    const shards = Array.from(
+      { length: SHARDS },
+      (_, j) => `  chain ${d}${f}_${j} {
+    ${k2} @${d}_net${f}_${j} return
+    ${k4} @${d}_rng${f}_${j} return
+    drop
+  }`,
+    );
     return `  chain ${d}${f} {
     ${k2} @${d}_pair${f} return
     ${k4} @${d}_port${f} return
-    ${k2} @${d}_net${f} return
-    ${k4} @${d}_rng${f} return
+    ${k2} @${d}_net${f}_w return
+    ${k4} @${d}_rng${f}_w return
+    ${ip} ${peer} & ${mask} vmap { ${vmap} }
     drop
-  }`;
+  }
+${shards.join('\n')}`;
   };
   return `table inet ${table} {}
 delete table inet ${table}

@@ -3,7 +3,8 @@
  * kernel: the seed's frontend → backend:6379, default deny, replies of allowed connections,
  * label changes, policies that exist before a container starts, removal; namespaces (selectors
  * alone and combined, namespace label changes); ipBlock with except to the outside world through
- * NAT; ports and named ports. Needs root.
+ * NAT; ports and named ports; IPv6 ipBlocks through the interval shards' dispatch (one /64
+ * shard, a shard shared by another /64, the wide set). Needs root.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -377,6 +378,78 @@ spec:
       assert.equal(prod.Containers, 2);
       assert.equal(prod.Policies, 2);
       assert.equal((await a.delete('/cnm/namespaces/prod')).status, 409, 'prod is in use');
+    }),
+);
+
+/** Like LISTEN_PY, on IPv6 (`::`). */
+const LISTEN6_PY = LISTEN_PY.replace(
+  's = socket.socket();',
+  's = socket.socket(socket.AF_INET6);',
+).replace('s.bind(("0.0.0.0", p))', 's.bind(("::", p))');
+
+test(
+  'policy: IPv6 ipBlocks in one /64 shard and in the wide set, through the shard dispatch',
+  { skip: skipUnlessRoot(), timeout: 180_000 },
+  (t) =>
+    withWorld(t, async (w) => {
+      await startDaemon(w);
+      const a = api(w);
+      // One /56 on the bridge, containers in different /64s: fd85:0:0:1::/64 and
+      // fd85:0:0:11::/64 share shard 1 (the /64 number's low nibble), fd85:0:0:2::/64 is shard 2.
+      await createNetwork(a, {
+        Name: 'v6',
+        EnableIPv6: true,
+        IPAM: { Config: [{ Subnet: '10.85.6.0/24' }, { Subnet: 'fd85::/56' }] },
+      });
+      assert.ok(LISTEN6_PY.includes('AF_INET6') && LISTEN6_PY.includes('"::"'), 'IPv6 listener');
+      const run = async (name: string, ip6: string, labels: Record<string, string>) => {
+        const c = served(
+          await runContainer(a, {
+            Name: name,
+            Cmd: [PY, '-c', LISTEN6_PY, '80', '6379'],
+            Networks: [{ Name: 'v6', IPv6Address: ip6 }],
+            Labels: labels,
+          }),
+        );
+        return { ...c, addr: ip6 };
+      };
+      const srv = await run('srv', 'fd85::10', { app: 'srv' });
+      const c1 = await run('c1', 'fd85:0:0:1::11', { app: 'c' });
+      const c2 = await run('c2', 'fd85:0:0:2::12', { app: 'c' });
+      const c3 = await run('c3', 'fd85:0:0:11::13', { app: 'c' });
+      // Without a policy everything is reachable (also waits for IPv6 DAD to finish).
+      for (const c of [c1, c2, c3]) {
+        await until(`${c.name} → srv over IPv6`, () => tcpConnect(c.ns, srv.addr, 80, 1000));
+      }
+      await apply(
+        w,
+        `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: srv-v6}
+spec:
+  podSelector: {matchLabels: {app: srv}}
+  ingress:
+  - from: [{ipBlock: {cidr: "fd85:0:0:1::/64"}}]
+    ports: [{port: 80}]
+  - from: [{ipBlock: {cidr: "fd85:0:0:2::/63"}}]
+    ports: [{port: 6379}]
+`,
+      );
+      await expectReach(
+        [
+          [c1, srv, 80, true], // shard 1
+          [c1, srv, 6379, false],
+          [c3, srv, 80, false], // shard 1 too, outside the /64
+          [c3, srv, 6379, false],
+          [c2, srv, 6379, true], // the /63 spans two /64s: the wide set
+          [c2, srv, 80, false],
+        ],
+        'IPv6 ipBlocks',
+      );
+      // The elements sit where the compiler says: the /64 in shard 1, the /63 in the wide set.
+      const sets = await exec4(w);
+      assert.match(sets, /^in_rng6_1: .*"addr":"fd85:0:0:1::","len":64\b/m, sets);
+      assert.match(sets, /^in_rng6_w: .*"addr":"fd85:0:0:2::","len":63\b/m, sets);
     }),
 );
 

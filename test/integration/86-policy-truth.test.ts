@@ -46,7 +46,24 @@ const NAMESPACES = ['x', 'y', 'z'] as const;
 const PODS = ['a', 'b', 'c'] as const;
 const PORTS = [80, 81] as const;
 const PROTOS = ['TCP', 'UDP'] as const;
-const SUBNET = '10.86.0.0/24';
+const SUBNET = '10.86.0.0/16';
+/**
+ * Static pod addresses, spread so that the policy table's interval shards (chosen by the low
+ * nibble of the peer's /24, see src/policy/compile.ts) all come into play: pods in shards 0–5
+ * and 15, two pods sharing one /24 (x/b, z/b), and one sharing only the shard (z/a: 10.86.17.x
+ * and 10.86.1.x both go to shard 1), so a lookup must still tell them apart by address.
+ */
+const POD_IPS: Record<string, string> = {
+  'x/a': '10.86.0.10',
+  'x/b': '10.86.1.11',
+  'x/c': '10.86.2.12',
+  'y/a': '10.86.3.13',
+  'y/b': '10.86.4.14',
+  'y/c': '10.86.21.15',
+  'z/a': '10.86.17.16',
+  'z/b': '10.86.1.17',
+  'z/c': '10.86.255.18',
+};
 const NAMED_PORTS = PORTS.flatMap((port) =>
   PROTOS.map((protocol) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, port, protocol })),
 );
@@ -348,6 +365,51 @@ const CASES: Case[] = [
       pol('z', {
         podSelector: all,
         ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0', except: [SUBNET] } }] }],
+      }),
+    ],
+  },
+  {
+    name: 'ipBlock: one /24 (one shard: x/b and z/b, not z/a in the same shard)',
+    policies: () => [
+      pol('y', {
+        podSelector: all,
+        ingress: [{ from: [{ ipBlock: { cidr: '10.86.1.0/24' } }], ports: [tcp(80), udp(81)] }],
+      }),
+    ],
+  },
+  {
+    name: 'ipBlock: a /22 except z/b (pieces wider than a /24), TCP 81',
+    policies: ({ ip }) => [
+      pol('x', {
+        podSelector: all,
+        ingress: [
+          {
+            from: [{ ipBlock: { cidr: '10.86.0.0/22', except: [`${ip('z', 'b')}/32`] } }],
+            ports: [tcp(81)],
+          },
+        ],
+      }),
+    ],
+  },
+  {
+    name: 'ipBlock: /24s in several shards, every port; egress to 10.86.255.0/24 on UDP',
+    policies: () => [
+      pol('z', {
+        podSelector: pod('a'),
+        ingress: [
+          {
+            from: [
+              { ipBlock: { cidr: '10.86.0.0/24' } },
+              { ipBlock: { cidr: '10.86.4.0/24' } },
+              { ipBlock: { cidr: '10.86.21.0/25' } },
+            ],
+          },
+        ],
+      }),
+      pol('y', {
+        podSelector: all,
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ ipBlock: { cidr: '10.86.255.0/24' } }], ports: [{ protocol: 'UDP' }] }],
       }),
     ],
   },
@@ -695,11 +757,12 @@ async function buildWorld(w: Parameters<Parameters<typeof withWorld>[1]>[0]): Pr
         await runContainer(a, {
           Name: `${n}${p}`,
           Cmd: [PY, '-u', '-c', ECHO_SERVER_PY, '0.0.0.0', '80/tcp', '81/tcp', '80/udp', '81/udp'],
-          Networks: [{ Name: 'np' }],
+          Networks: [{ Name: 'np', IPv4Address: POD_IPS[`${n}/${p}`] }],
           Labels: { ...baseLabels(p), 'io.cnm.namespace': n },
           PortNames: NAMED_PORTS.map((x) => `${x.name}=${x.port}/${x.protocol.toLowerCase()}`),
         }),
       );
+      assert.equal(ctr.ip['np'], POD_IPS[`${n}/${p}`], `${n}/${p} address`);
       const agent = new ProbeAgent(ctr.ns);
       const run: PodRun = {
         ns: n,
