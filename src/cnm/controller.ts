@@ -29,7 +29,7 @@ import {
 } from '../ipam/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { KernelFeature } from '../kernel/capabilities.js';
-import type { Kernel } from '../kernel/types.js';
+import type { Kernel, Qdisc, Tbf } from '../kernel/types.js';
 import { startTrace } from '../kernel/step-trace.js';
 import {
   execInContainer,
@@ -122,6 +122,8 @@ const PREDEFINED = new Set(['bridge', 'host', 'none']);
 const API_VERSION = '1.47';
 /** Sandboxes whose default route one drift pass reads (see `repairDrift`). */
 const ROUTE_CHECKS_PER_PASS = 32;
+/** tcm_parent of a root qdisc (TC_H_ROOT). */
+const TC_ROOT = 0xffffffff;
 
 function newId(): string {
   return randomBytes(32).toString('hex');
@@ -395,6 +397,46 @@ export class Controller implements ControllerApi {
     return true;
   }
 
+  /**
+   * Endpoints of a veth network whose tbf is missing or not the container's limit. The host ends
+   * (ingress limits) are all read in one dump of the daemon's namespace; the sandbox ends
+   * (egress) cost a round trip each, so they share the rotating per-pass budget of the route
+   * checks. A qdisc on an endpoint without a limit is left alone.
+   */
+  async #qosDrift(net: LiveNetwork, skip: ReadonlySet<EndpointRecord>): Promise<EndpointRecord[]> {
+    const out: EndpointRecord[] = [];
+    let host: Map<string, Qdisc> | undefined;
+    const root = (qs: readonly Qdisc[], dev: string): Qdisc | undefined =>
+      qs.find((q) => q.dev === dev && q.parent === TC_ROOT);
+    // The rate is what a user sees; burst is read back through the kernel's time units (±1 B).
+    const same = (q: Qdisc | undefined, want: Tbf): boolean =>
+      q?.kind === 'tbf' && q.tbf?.rate === want.rate;
+    for (const ep of net.endpoints.values()) {
+      if (skip.has(ep)) continue;
+      const ctr = this.#containers.get(ep.containerId);
+      if (!ctr || ctr.removed || !ctr.rec.sandboxKey) continue;
+      const want = qdiscsOf(ctr.rec.spec);
+      if (want.ingress) {
+        host ??= new Map(
+          (await this.#kernel.qdiscList().catch(() => []))
+            .filter((q) => q.parent === TC_ROOT)
+            .map((q) => [q.dev, q]),
+        );
+        if (!same(host.get(ep.hostIfName), want.ingress)) {
+          out.push(ep);
+          continue;
+        }
+      }
+      if (want.egress && this.#routeCheckDue(`${ep.id}/qos`)) {
+        const qs = await this.#kernel.qdiscList(ctr.rec.sandboxKey, ep.ifName).catch(() => null);
+        // null: the sandbox cannot be read (being removed); an absent link is the veth check's.
+        if (qs && qs.some((q) => q.dev === ep.ifName) && !same(root(qs, ep.ifName), want.egress))
+          out.push(ep);
+      }
+    }
+    return out;
+  }
+
   async repairDrift(): Promise<string[]> {
     if (this.#closed) return [];
     this.#routeChecks.budget = ROUTE_CHECKS_PER_PASS;
@@ -441,9 +483,17 @@ export class Controller implements ControllerApi {
           }
         }
       }
-      if (!bridgeGone && vethGone.length === 0 && routeGone.length === 0) continue;
+      const qosGone = veths && !bridgeGone ? await this.#qosDrift(net, vethGoneSet) : [];
+      if (!bridgeGone && vethGone.length === 0 && routeGone.length === 0 && qosGone.length === 0)
+        continue;
       const repaired = this.#netLocks.run(net.rec.id, async () => {
         if (net.removed) return;
+        for (const ep of qosGone) {
+          const ctr = this.#containers.get(ep.containerId);
+          if (!ctr || ctr.removed || net.endpoints.get(ep.id) !== ep) continue;
+          await this.#applyQos(ctr.rec, net, ep);
+          done.push(`container "${ctr.rec.name}" on "${net.rec.name}": bandwidth limit restored`);
+        }
         const eps = bridgeGone ? [...net.endpoints.values()] : [...vethGone, ...routeGone];
         if (bridgeGone) {
           await net.driver.ensureNetwork(net.dnet);

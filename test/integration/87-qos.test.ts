@@ -221,6 +221,47 @@ test(
       assert.deepEqual(await tcRoot(w.hostNs, srvVeth), { kind: 'tbf', rate: 1_250_000 });
       assert.equal((await inspect(a, 'srv')).State.Pid, srv.pid, 'the server kept running');
 
+      // Drift repair puts back a tbf deleted by hand (host end: ingress), without a restart.
+      await exec(w.hostNs, ['tc', 'qdisc', 'del', 'dev', srvVeth, 'root'], { check: true });
+      assert.notEqual((await tcRoot(w.hostNs, srvVeth)).kind, 'tbf', 'deleted');
+      await until(
+        'the deleted tbf to come back',
+        async () => (await tcRoot(w.hostNs, srvVeth)).kind === 'tbf',
+        10_000,
+      );
+      assert.deepEqual(await tcRoot(w.hostNs, srvVeth), { kind: 'tbf', rate: 1_250_000 });
+      // …and one changed by hand (sandbox end: egress), back to the container's own rate.
+      const u6 = await cnm(w, ['update', '--egress-rate', '5mbit', 'cli']);
+      assert.equal(u6.code, 0, u6.stderr);
+      await exec(
+        cli.ns,
+        [
+          'tc',
+          'qdisc',
+          'replace',
+          'dev',
+          'eth0',
+          'root',
+          'handle',
+          '1:',
+          'tbf',
+          'rate',
+          '1mbit',
+          'burst',
+          '64kb',
+          'latency',
+          '50ms',
+        ],
+        { check: true },
+      );
+      await until(
+        'the changed tbf to get its rate back',
+        async () => (await tcRoot(cli.ns, 'eth0')).rate === 625_000,
+        10_000,
+      );
+      const u7 = await cnm(w, ['update', '--egress-rate', '0', 'cli']);
+      assert.equal(u7.code, 0, u7.stderr);
+
       // Drift repair re-creates a deleted veth, and its limit with it.
       await exec(w.hostNs, ['ip', 'link', 'del', srvVeth], { check: true });
       await until(
