@@ -443,9 +443,11 @@ export class Controller implements ControllerApi {
     const done: string[] = [];
     const present = new Set((await this.#kernel.linkList()).map((l) => l.name));
     for (const net of [...this.#networks.values()]) {
-      // Bridge networks: endpoints are veths in the daemon's namespace. macvlan/ipvlan: the
-      // endpoint is a child link inside the sandbox, checked there like the default route.
-      const veths = net.rec.driver === 'bridge';
+      // Bridge and overlay networks: endpoints are veths in the daemon's namespace (an overlay's
+      // own links are its bridge and VXLAN device; re-making them re-programs the remote FDB
+      // and neighbour entries). macvlan/ipvlan: the endpoint is a child link inside the
+      // sandbox, checked there like the default route.
+      const veths = net.driver.capabilities.hostVeth;
       const children = net.rec.driver === 'macvlan' || net.rec.driver === 'ipvlan';
       if (net.rec.configOnly || net.removed || !(veths || children)) continue;
       const owned = net.driver.ownedLinks(net.dnet);

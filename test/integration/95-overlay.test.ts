@@ -215,6 +215,15 @@ test(
       const r = await execIn(w1, s1.id, ['getent', 'ahostsv4', 'web2']);
       assert.equal(r.stdout.split(/\s/)[0], s2.ip['ov'], r.stdout + r.stderr);
 
+      // Drift repair: a deleted VXLAN device comes back with its FDB entries, traffic flows.
+      const vxName = `cnmvx${id.slice(0, 10)}`;
+      await exec(w1.hostNs, ['ip', 'link', 'del', vxName], { check: true });
+      await until('the VXLAN device and its FDB entries back on host 1', async () =>
+        (await fdb(w1)).some((l) => l.endsWith(` ${hostIp(1)}`)),
+      );
+      await getOk(s2, s1.ip['ov']!);
+      await getOk(s1, s2.ip['ov']!);
+
       // etcd down: running containers keep talking, changes are refused with 503.
       await stopEtcd();
       await getOk(s2, s1.ip['ov']!);
