@@ -17,6 +17,7 @@ import {
   FirewallState,
   canonicalElementText,
   compareFirewallShape,
+  formatElementChanges,
   parseFirewallShape,
   rulesetShape,
 } from '../src/drivers/bridge/firewall.js';
@@ -126,12 +127,16 @@ async function main(): Promise<void> {
       const ip = `10.${100 + n}.${(i >> 7) & 255}.${(i & 127) + 1}`;
       const port = `cnmv${i.toString(16).padStart(6, '0')}`;
       script.push(
-        fw.addEndpoint({
-          port,
-          mac: `02:42:0a:${n.toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
-          ipv4: ip,
-          ...(i % 4 === 0 ? { ipv6: `fd00:${n + 1}::${(i + 2).toString(16)}` } : {}),
-        }),
+        ...formatElementChanges(
+          'bridge',
+          fw.table,
+          fw.addEndpoint({
+            port,
+            mac: `02:42:0a:${n.toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+            ipv4: ip,
+            ...(i % 4 === 0 ? { ipv6: `fd00:${n + 1}::${(i + 2).toString(16)}` } : {}),
+          }),
+        ),
       );
       if (i % 2 === 0) {
         script.push(

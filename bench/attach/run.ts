@@ -9,11 +9,15 @@
  * creating the netns, which the baselines report separately (`netns` column), so the headline
  * ratio against the plugins' ADD alone favours them.
  *
+ * Sizes are interleaved: cnm at n, then the baselines at n, then the next size, so that a
+ * ratio compares figures taken minutes apart at most (this machine's load drifts). Each size's
+ * row gives the 1-minute load average before cnm and after the baselines.
+ *
  * Usage: `npm run bench` or `tsx bench/attach/run.ts [--sizes 1,100,1000] [--no-baselines]
  * [--no-write | --section FILE]` (`--section`: write only this part's section, for bench/run.ts)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   api,
@@ -81,19 +85,29 @@ async function runCnm(n: number): Promise<CnmResult> {
   }
 }
 
-async function main(): Promise<void> {
-  const cnm: CnmResult[] = [];
-  for (const n of sizes) {
-    process.stderr.write(`cnm: ${n} containers...\n`);
-    cnm.push(await runCnm(n));
-  }
-  let base: BaselineResult[] = [];
-  if (withBaselines) base = await runBaselines(sizes);
+/** One size's figures: cnm, then the baselines right after it. */
+interface SizeRun {
+  cnm: CnmResult;
+  base: BaselineResult[];
+  /** 1-minute load average before cnm and after the baselines. */
+  load: [number, number];
+}
 
-  const rows = cnm.map((r) => {
+async function main(): Promise<void> {
+  const runs: SizeRun[] = [];
+  for (const n of sizes) {
+    const before = loadavg()[0]!;
+    process.stderr.write(`cnm: ${n} containers (load ${before.toFixed(1)})...\n`);
+    const cnm = await runCnm(n);
+    const base = withBaselines ? await runBaselines([n]) : [];
+    runs.push({ cnm, base, load: [before, loadavg()[0]!] });
+  }
+  const base = runs.flatMap((r) => r.base);
+
+  const rows = runs.map(({ cnm: r, base: b, load }) => {
     const s = summarize(r.ms);
-    const cni = base.find((b) => b.tool === 'cni-bridge' && b.n === r.n);
-    const nv = base.find((b) => b.tool === 'netavark' && b.n === r.n);
+    const cni = b.find((x) => x.tool === 'cni-bridge');
+    const nv = b.find((x) => x.tool === 'netavark');
     const fastest = Math.min(
       cni ? summarize(cni.addMs).p50 : Infinity,
       nv ? summarize(nv.addMs).p50 : Infinity,
@@ -107,6 +121,7 @@ async function main(): Promise<void> {
       r.n >= 100 ? `${(tail / head).toFixed(2)}x` : '-',
       Number.isFinite(fastest) ? `${(s.p50 / fastest).toFixed(3)}x` : '-',
       Number.isFinite(r.rssMb) ? r.rssMb.toFixed(0) : '-',
+      `${load[0].toFixed(1)} → ${load[1].toFixed(1)}`,
     ];
   });
   const cnmTable = formatTable(
@@ -117,6 +132,7 @@ async function main(): Promise<void> {
       'last100/first100 p50',
       'cnm p50 / fastest baseline ADD p50',
       'cnmd RSS MB',
+      'load 1m',
     ],
     rows,
   );
@@ -125,7 +141,9 @@ async function main(): Promise<void> {
 
 cnm: \`POST /cnm/containers/create\` over the unix socket (includes creating the sandbox netns).
 Baselines: one plugin exec (CNI bridge + host-local ADD, \`netavark setup\`), not including the
-netns creation (its own column).
+netns creation (its own column). Each size: cnm, then the baselines right after it; the ratio is
+cnm p50 / fastest baseline ADD p50 of that size; load 1m: load average before cnm → after the
+baselines.
 
 \`\`\`
 ${cnmTable}

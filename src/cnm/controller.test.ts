@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -374,6 +375,22 @@ describe('Controller', () => {
     });
     assert.equal(d.networks.b!.ipAddress, '10.8.0.7');
     await rejectsWith(ctl.connect('host', 'c'), 'forbidden');
+  });
+
+  test('a container has no hostname, hosts or resolv.conf file before it starts', async () => {
+    const { ctl } = await make(undefined, undefined, 'files');
+    await ctl.createNetwork({ name: 'a', ipam: { config: [{ subnet: '10.9.0.0/24' }] } });
+    await ctl.createNetwork({ name: 'b', ipam: { config: [{ subnet: '10.10.0.0/24' }] } });
+    const c = await ctl.createContainer({ name: 'c', cmd: ['true'], networks: [{ name: 'a' }] });
+    // Written at start, from the endpoints the container has then (startContainer needs root).
+    assert.equal(existsSync(c.resolvConfPath), false);
+    assert.equal(existsSync(c.hostsPath), false);
+    assert.equal(existsSync(c.hostnamePath), false);
+    // A connect or disconnect before the start does not make them either.
+    await ctl.connect('b', 'c');
+    await ctl.disconnect('b', 'c');
+    assert.equal(existsSync(c.hostsPath), false);
+    assert.equal(existsSync(c.resolvConfPath), false);
   });
 
   test('a restarted controller restores networks, endpoints and address reservations', async () => {

@@ -119,6 +119,32 @@ export class KernelError extends CnmError {
 export const NFT_RUN_ACTION = 'Cannot run nftables script';
 
 /**
+ * The action of a failed `nftElements` on table `family table`, naming the change whose message
+ * failed when known.
+ */
+export function nftElementsAction(
+  family: string,
+  table: string,
+  change?: { op: 'add' | 'delete'; set: string },
+): string {
+  return change
+    ? `Cannot ${change.op} elements ${change.op === 'add' ? 'to' : 'from'} set "${change.set}" of table ${family} ${table}`
+    : `Cannot change elements of table ${family} ${table}`;
+}
+
+/**
+ * True when `err` is a failed `nftElements` on table `family table` (also as a batch step):
+ * the batch is one transaction, so none of its changes was applied.
+ */
+export function isNftElementsError(err: unknown, family: string, table: string): boolean {
+  return (
+    err instanceof KernelError &&
+    err.action.startsWith('Cannot ') &&
+    err.action.endsWith(` of table ${family} ${table}`)
+  );
+}
+
+/**
  * Rethrows `err` unless it is a `KernelError` with one of `codes` (an errno that means "already
  * so", e.g. `EEXIST` on an add that must be idempotent).
  * @throws err when it is anything else

@@ -259,7 +259,8 @@ export type BatchableOp =
   | 'qdiscReplace'
   | 'qdiscDel'
   | 'sysctlSet'
-  | 'nftRun';
+  | 'nftRun'
+  | 'nftElements';
 
 /** What the kernel said when a request failed. */
 export interface KernelErrorInfo {
@@ -365,7 +366,7 @@ export interface Kernel {
 
 /** A field type of a set key or map value, named as nft names it. */
 export type NftFieldType =
-  'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'ifname';
+  'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'ifname' | 'ether_addr';
 
 /** What the kernel needs to know of a set to encode its elements (its nft declaration). */
 export interface NftSetShape {

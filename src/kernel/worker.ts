@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { KernelError, NFT_RUN_ACTION, errnoFromCode } from './kernel-error.js';
+import { KernelError, NFT_RUN_ACTION, errnoFromCode, nftElementsAction } from './kernel-error.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { NETLINK_NETFILTER } from './nftables/constants.js';
 import { NftElementSyntaxError, encodeElementBatch } from './nftables/setelem.js';
@@ -704,10 +704,7 @@ export class HostKernel {
     } catch (err) {
       const index = err instanceof NetlinkBatchError ? err.index : 0;
       const c = changes[parts[index]?.change ?? -1];
-      const action = c
-        ? `Cannot ${c.op} elements ${c.op === 'add' ? 'to' : 'from'} set "${c.set}" of table ${family} ${table}`
-        : `Cannot change elements of table ${family} ${table}`;
-      throw toKernelError(action, err);
+      throw toKernelError(nftElementsAction(family, table, c), err);
     }
   }
 

@@ -7,6 +7,7 @@ import { BridgeDriver, type BridgeDriverConfig } from './bridge-driver.js';
 import { shapeJson } from './nft-json.test-helper.js';
 import {
   FirewallState,
+  formatElementChanges,
   parseFirewallShape,
   structureOnly,
   type FirewallShape,
@@ -192,29 +193,81 @@ test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() un
     'add element bridge cnm ep_ports { "vethcd1" }',
     'add element bridge cnm ep_mac { "vethcd1" . 02:42:0a:09:00:02 }',
     'add element bridge cnm ep_ip4 { "vethcd1" . 10.9.0.2 }',
-  ].join('\n');
-  // A failed script leaves no element in the mirror (a later reload would not claim it).
-  kernel.failNext('nftRun', 'EINVAL');
-  await assert.rejects(d.ensureEndpoint(n, ep));
+  ];
+  const unpin = pin.map((l) => l.replace('add element', 'delete element'));
+  /** The element batches of table bridge cnm since `from`, as nft statements. */
+  const batches = (from = 0): string[][] =>
+    kernel.nftElementBatches
+      .slice(from)
+      .map((b) => formatElementChanges(b.family, b.table, b.changes));
+  // A failed element batch leaves no element in the mirror (a later reload would not claim it),
+  // and nothing after it in the batch ran.
+  kernel.failNext('nftElements', 'EINVAL');
+  await assert.rejects(d.ensureEndpoint(n, ep), /EINVAL/);
+  assert.equal(await kernel.linkGet('vethcd1'), undefined);
   await d.reloadFirewall();
   assert.ok(!kernel.nftScripts.at(-1)!.includes('vethcd1'));
+  const scripts = kernel.nftScripts.length;
   await d.ensureEndpoint(n, ep);
-  assert.ok(kernel.nftScripts.includes(pin));
+  assert.deepEqual(batches(), [pin], 'one element batch, no libnftables script');
+  assert.equal(kernel.nftScripts.length, scripts);
   await d.ensureEndpoint(n, ep); // restore path: nothing to add again
-  assert.equal(kernel.nftScripts.filter((s) => s === pin).length, 1);
+  assert.equal(batches().length, 1);
   await d.reloadFirewall();
-  assert.ok(kernel.nftScripts.at(-1)!.includes(pin), 'a reload restores the elements');
+  assert.ok(kernel.nftScripts.at(-1)!.includes(pin.join('\n')), 'a reload restores the elements');
+  // A port that cannot be deleted stays pinned.
+  kernel.failNext('linkDel', 'EBUSY');
+  await assert.rejects(d.deleteEndpoint(n, ep), /EBUSY/);
+  assert.ok(await kernel.linkGet('vethcd1'));
+  await d.reloadFirewall();
+  assert.ok(kernel.nftScripts.at(-1)!.includes(pin.join('\n')), 'still pinned');
   await d.deleteEndpoint(n, ep);
   assert.equal(await kernel.linkGet('vethcd1'), undefined);
-  assert.equal(kernel.nftScripts.at(-1), pin.replaceAll('add element', 'delete element'));
+  assert.deepEqual(batches().at(-1), unpin);
   // The pin is the batch's first step: when a later step fails the elements are in place, the
   // mirror keeps them, and deleteEndpoint (the caller's undo) removes them.
-  const scripts = kernel.nftScripts.length;
+  const before = kernel.nftElementBatches.length;
   kernel.failNext('linkAdd', 'EPERM');
   await assert.rejects(d.ensureEndpoint(n, ep), /EPERM/);
-  assert.deepEqual(kernel.nftScripts.slice(scripts), [pin]);
+  assert.deepEqual(batches(before), [pin]);
   await d.deleteEndpoint(n, ep);
-  assert.equal(kernel.nftScripts.at(-1), pin.replaceAll('add element', 'delete element'));
+  assert.deepEqual(batches().at(-1), unpin);
+});
+
+test('ensureEndpoint() on an ICC-off network adds the port to icc_off in the same batch', async () => {
+  const { kernel, d, net } = setup();
+  await d.init();
+  const n = net('');
+  n.options.icc = false;
+  await d.ensureNetwork(n);
+  await kernel.netnsAdd('/run/test/sb1');
+  const ep: DriverEndpoint = {
+    id: 'ef'.repeat(32),
+    ns: '/run/test/sb1',
+    ifName: 'eth0',
+    hostIfName: 'vethef1',
+    mac: MAC.parse('02:42:0a:09:00:03'),
+    ipv4: { address: IP.parse('10.9.0.3'), prefixLen: 24 },
+    gatewayEndpoint: true,
+  };
+  const from = kernel.nftElementBatches.length;
+  await d.ensureEndpoint(n, ep);
+  const added = kernel.nftElementBatches.slice(from);
+  assert.equal(added.length, 1);
+  assert.deepEqual(
+    formatElementChanges('bridge', 'cnm', added[0]!.changes).at(-1),
+    'add element bridge cnm icc_off { "vethef1" }',
+  );
+  await d.deleteEndpoint(n, ep);
+  assert.deepEqual(
+    formatElementChanges('bridge', 'cnm', kernel.nftElementBatches.at(-1)!.changes)[0],
+    'delete element bridge cnm icc_off { "vethef1" }',
+  );
+  // A failed element batch leaves the port out of the mirror's icc_off as well.
+  kernel.failNext('nftElements', 'EINVAL');
+  await assert.rejects(d.ensureEndpoint(n, ep), /EINVAL/);
+  await d.reloadFirewall();
+  assert.ok(!kernel.nftScripts.at(-1)!.includes('vethef1'));
 });
 
 test('setVip() rolls a new VIP back when its address cannot be added, then works again', async () => {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidError } from '../../errors.js';
-import { ignoreErrno, KernelError, NFT_RUN_ACTION } from '../../kernel/kernel-error.js';
+import { ignoreErrno, isNftElementsError } from '../../kernel/kernel-error.js';
 import type { Kernel, KernelStep, Link } from '../../kernel/types.js';
 import type {
   Driver,
@@ -455,35 +455,60 @@ export class BridgeDriver implements Driver<BridgeOptions> {
       }
     }
     // Anti-spoofing: the port is pinned to the endpoint's MAC and addresses (`bridge` table,
-    // `firewall.ts`). The script is the batch's first step, so the elements exist before the
-    // port does and the container never sends an unchecked frame; one round trip for both.
+    // `firewall.ts`), and on an ICC-off network put in `icc_off`. The elements are the batch's
+    // first step, so they exist before the port does and the container never sends an
+    // unchecked frame; one round trip for all. They go as one nfnetlink transaction
+    // (`nftElements`), not as a libnftables script: ≈ 0.15–0.2 ms instead of 0.6–1 ms per create.
     const port = ep.hostIfName;
     const prev = this.#fw.endpoint(port);
-    const pin = this.#fw.addEndpoint({
-      port,
-      mac: ep.mac.toString(),
-      ...(ep.ipv4 ? { ipv4: ep.ipv4.address.toString() } : {}),
-      ...(ep.ipv6 ? { ipv6: ep.ipv6.address.toString() } : {}),
-    });
-    if (pin) steps.unshift({ op: 'nftRun', args: [pin] });
+    const hadIcc = this.#fw.hasIccPort(port);
+    const elements = [
+      ...this.#fw.addEndpoint({
+        port,
+        mac: ep.mac.toString(),
+        ...(ep.ipv4 ? { ipv4: ep.ipv4.address.toString() } : {}),
+        ...(ep.ipv6 ? { ipv6: ep.ipv6.address.toString() } : {}),
+      }),
+      ...(net.options.icc ? [] : this.#fw.addIccPort(port)),
+    ];
+    const table = this.#fw.table;
+    if (elements.length > 0)
+      steps.unshift({ op: 'nftElements', args: ['bridge', table, elements] });
     try {
       await this.#kernel.batch(steps);
     } catch (err) {
-      // A failed script changed nothing (it is atomic): forget the pin. After a later step the
-      // elements are in place, and deleteEndpoint (the caller's undo) removes them.
-      if (pin && err instanceof KernelError && err.action === NFT_RUN_ACTION)
+      // A failed element batch changed nothing (it is one transaction): forget what it was to
+      // add. After a later step the elements are in place, and deleteEndpoint (the caller's
+      // undo) removes them.
+      if (elements.length > 0 && isNftElementsError(err, 'bridge', table)) {
         this.#fw.restoreEndpoint(port, prev);
+        if (!hadIcc) this.#fw.removeIccPort(port); // the mirror only: the kernel has none
+      }
       throw err;
     }
-    if (!net.options.icc) await this.#nft(this.#fw.addIccPort(ep.hostIfName));
   }
 
-  async deleteEndpoint(net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
+  async deleteEndpoint(_net: DriverNetwork<BridgeOptions>, ep: DriverEndpoint): Promise<void> {
     // Deleting the host end deletes the peer inside the sandbox too. The port's ICC and
-    // anti-spoofing elements go only after it: never a moment where the port exists unchecked.
-    await this.#kernel.linkDel(ep.hostIfName, undefined, { ifExists: true });
-    if (!net.options.icc) await this.#nft(this.#fw.removeIccPort(ep.hostIfName));
-    await this.#nft(this.#fw.removeEndpoint(ep.hostIfName));
+    // anti-spoofing elements go only after it, in the same round trip: never a moment where
+    // the port exists unchecked.
+    const port = ep.hostIfName;
+    const prev = this.#fw.endpoint(port);
+    const hadIcc = this.#fw.hasIccPort(port);
+    const table = this.#fw.table;
+    const elements = [...this.#fw.removeIccPort(port), ...this.#fw.removeEndpoint(port)];
+    const steps: KernelStep[] = [{ op: 'linkDel', args: [port, undefined, { ifExists: true }] }];
+    if (elements.length > 0) steps.push({ op: 'nftElements', args: ['bridge', table, elements] });
+    try {
+      await this.#kernel.batch(steps);
+    } catch (err) {
+      // The port was not deleted: it stays pinned (a re-load must not drop its elements).
+      if (!isNftElementsError(err, 'bridge', table)) {
+        this.#fw.restoreEndpoint(port, prev);
+        if (hadIcc) this.#fw.addIccPort(port); // the mirror only: the kernel still has it
+      }
+      throw err;
+    }
   }
 
   portInUse(port: Pick<DriverPort, 'hostIp' | 'hostPort' | 'proto'>): boolean {

@@ -3,7 +3,7 @@
  * that must run without root. Same errnos and messages as the real one for the cases cnm meets;
  * the shared suite `kernel.case.test.ts` holds both to the same behaviour.
  */
-import { KernelError, NFT_RUN_ACTION, errnoFromCode } from '../kernel-error.js';
+import { KernelError, NFT_RUN_ACTION, errnoFromCode, nftElementsAction } from '../kernel-error.js';
 import type {
   Addr,
   AddrGenMode,
@@ -767,7 +767,7 @@ export class FakeKernel implements Kernel {
     table: string,
     changes: readonly NftElementChange[],
   ): Promise<void> {
-    this.#enter('nftElements', `Cannot change elements of table ${family} ${table}`);
+    this.#enter('nftElements', nftElementsAction(family, table));
     this.nftElementBatches.push({ family, table, changes: structuredClone([...changes]) });
   }
 

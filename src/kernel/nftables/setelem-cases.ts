@@ -2,7 +2,7 @@
  * Element changes shared by the encoder's golden test (`setelem.test.ts`), the fixture capture
  * (`test/fixtures/nftables/capture.ts`, which records what `nft` itself sends for each) and the
  * kernel contract test (`test/integration/84-nft-elements.test.ts`). Every set shape cnm uses:
- * plain and concatenated hash keys, concatenated intervals (pipapo), single-field intervals
+ * plain and concatenated hash keys (interface names and MACs too), concatenated intervals (pipapo), single-field intervals
  * (rbtree, also one open to the top), verdict and data maps. In order: deletes follow the adds
  * they undo.
  */
@@ -54,6 +54,10 @@ export const CASE_SETS: Record<string, { shape: NftSetShape; decl: string }> = {
     shape: { key: ['ipv4_addr'], interval: true, data: 'verdict' },
     decl: 'map ivm { type ipv4_addr : verdict; flags interval; }',
   },
+  ifmac: {
+    shape: { key: ['ifname', 'ether_addr'], interval: false },
+    decl: 'set ifmac { type ifname . ether_addr; }',
+  },
 };
 
 /** The case table's definition (one chain `c` as a jump target). */
@@ -91,10 +95,12 @@ export const ELEMENT_CASES: readonly ElementCase[] = [
   c('data-map-add', 'add', 'dm', ['10.0.0.2 : 0x10']),
   c('ifname-map-add', 'add', 'ifm', ['"cnm0" . 80 : goto c']),
   c('interval-map-add', 'add', 'ivm', ['10.9.0.0/16 : accept']),
+  c('ifname-mac-add', 'add', 'ifmac', ['"veth1" . 02:42:0a:09:00:02', '"veth2" . 2:0:0:0:0:ff']),
   c('hash-del', 'delete', 'iso4', ['10.0.0.3']),
   c('concat-ports-del', 'delete', 'port4', ['10.0.0.2 . 10.0.0.4 . udp . 53']),
   c('pipapo-del', 'delete', 'net4', ['10.0.0.2 . 10.2.0.1-10.2.0.9']),
   c('pipapo-v6-del', 'delete', 'rng6', ['fd00::2 . fd00:1::/32 . udp . 1-65535']),
   c('rbtree-del', 'delete', 'iv4', ['10.0.2.5']),
   c('verdict-map-del', 'delete', 'vm', ['10.0.0.3']),
+  c('ifname-mac-del', 'delete', 'ifmac', ['"veth2" . 02:00:00:00:00:ff']),
 ];

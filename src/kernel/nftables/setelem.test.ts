@@ -105,11 +105,12 @@ test('encodeElementBatch() keeps an rbtree interval and its end in one message',
 });
 
 test('wireElements() rejects text that does not fit the shape', () => {
-  const { iso4, port4, vm, dm } = {
+  const { iso4, port4, vm, dm, ifmac } = {
     iso4: CASE_SETS.iso4!.shape,
     port4: CASE_SETS.port4!.shape,
     vm: CASE_SETS.vm!.shape,
     dm: CASE_SETS.dm!.shape,
+    ifmac: CASE_SETS.ifmac!.shape,
   };
   for (const [shape, text] of [
     [iso4, '10.0.0.0/24'], // range without flags interval
@@ -121,6 +122,10 @@ test('wireElements() rejects text that does not fit the shape', () => {
     [vm, '10.0.0.1 : jump'], // jump without chain
     [dm, '10.0.0.1 : 0x1-0x2'], // range as data
     [iso4, '10.0.0.1 : accept'], // data in a set
+    [ifmac, '"veth1" . 02:42:0a:09:00'], // five octets
+    [ifmac, '"veth1" . 02:42:0a:09:00:zz'], // not hex
+    [ifmac, '"veth1" . 0242.0a09.0002'], // not nft's MAC syntax
+    [ifmac, '"veth1" . 02:42:0a:09:00:02-02:42:0a:09:00:09'], // range without flags interval
   ] as const) {
     assert.throws(() => wireElements(shape, text), NftElementSyntaxError, text);
   }

@@ -16,7 +16,7 @@
  * (and nft sends it, see test/fixtures/nftables/):
  * - a key is the concatenation of its fields; with more than one field each is zero-padded to
  *   4 bytes (one 32-bit register each); addresses and ports in network order, marks in host
- *   order, `inet_proto` one byte, `ifname` 16 bytes NUL-padded;
+ *   order, `inet_proto` one byte, `ifname` 16 bytes NUL-padded, `ether_addr` 6 bytes;
  * - a concatenated interval set (pipapo) takes one element with NFTA_SET_ELEM_KEY (low ends)
  *   and NFTA_SET_ELEM_KEY_END (high ends);
  * - a single-field interval set (rbtree) takes a start element with the low end and an end
@@ -64,6 +64,7 @@ const FIELD_SIZE: Record<NftFieldType, number> = {
   inet_service: 2,
   mark: 4,
   ifname: 16,
+  ether_addr: 6,
 };
 
 /** Protocol names nft accepts for `inet_proto` (the ones a policy or firewall uses). */
@@ -135,6 +136,11 @@ function scalar(type: NftFieldType, text: string): bigint {
       const n = BigInt(text);
       if (n > maxOf(type)) fail(type, text);
       return n;
+    }
+    case 'ether_addr': {
+      // Six hex octets separated by colons, as nft writes a MAC.
+      if (!/^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$/.test(text)) fail(type, text);
+      return text.split(':').reduce((n, o) => (n << 8n) | BigInt(parseInt(o, 16)), 0n);
     }
     case 'ifname':
       fail('an ifname as a number', text);
