@@ -193,6 +193,7 @@ test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() un
     'add element bridge cnm ep_ports { "vethcd1" }',
     'add element bridge cnm ep_mac { "vethcd1" . 02:42:0a:09:00:02 }',
     'add element bridge cnm ep_ip4 { "vethcd1" . 10.9.0.2 }',
+    'add element bridge cnm ep_src4 { "vethcd1" . 02:42:0a:09:00:02 . 10.9.0.2 }',
   ];
   const unpin = pin.map((l) => l.replace('add element', 'delete element'));
   /** The element batches of table bridge cnm since `from`, as nft statements. */

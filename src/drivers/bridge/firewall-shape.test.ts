@@ -27,7 +27,7 @@ test('expectedShape() counts the base chains’ rules and every element per set'
   assert.equal(empty.chains.get('bridge antispoof'), 6);
   assert.equal(empty.chains.get('inet portmap'), 2);
   assert.equal(empty.sets.get('bridge ep_mac'), 0);
-  assert.equal(empty.sets.size, 16);
+  assert.equal(empty.sets.size, 18);
   fw.addNetwork(net);
   fw.addEndpoint(ep);
   fw.addPorts([port]);

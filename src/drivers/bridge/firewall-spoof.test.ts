@@ -17,6 +17,8 @@ test('baseRuleset() checks every container port in bridge prerouting, default dr
     'set ep_mac { type ifname . ether_addr; }',
     'set ep_ip4 { type ifname . ipv4_addr; }',
     'set ep_ip6 { type ifname . ipv6_addr; }',
+    'set ep_src4 { type ifname . ether_addr . ipv4_addr; }',
+    'set ep_src6 { type ifname . ether_addr . ipv6_addr; }',
   ]) {
     assert.ok(bridge.includes(set), set);
   }
@@ -27,6 +29,8 @@ test('baseRuleset() checks every container port in bridge prerouting, default dr
   };
   assert.deepEqual(chain('prerouting'), [
     'type filter hook prerouting priority filter; policy accept;',
+    'iifname . ether saddr . ip saddr @ep_src4 accept',
+    'iifname . ether saddr . ip6 saddr @ep_src6 accept',
     'iifname @ep_ports jump antispoof',
   ]);
   assert.deepEqual(chain('antispoof'), [
@@ -51,7 +55,9 @@ test('addEndpoint() pins a port to its MAC and addresses; fullScript() restores 
     'add element bridge t ep_ports { "veth1" }',
     'add element bridge t ep_mac { "veth1" . 02:42:0a:09:00:02 }',
     'add element bridge t ep_ip4 { "veth1" . 10.9.0.2 }',
+    'add element bridge t ep_src4 { "veth1" . 02:42:0a:09:00:02 . 10.9.0.2 }',
     'add element bridge t ep_ip6 { "veth1" . fd00::2 }',
+    'add element bridge t ep_src6 { "veth1" . 02:42:0a:09:00:02 . fd00::2 }',
   ];
   assert.deepEqual(lines(fw.addEndpoint(ep)), add);
   assert.deepEqual(fw.addEndpoint({ ...ep }), [], 'idempotent');
@@ -64,6 +70,7 @@ test('addEndpoint() pins a port to its MAC and addresses; fullScript() restores 
       'add element bridge t ep_ports { "veth2" }',
       'add element bridge t ep_mac { "veth2" . 02:00:00:00:00:03 }',
       'add element bridge t ep_ip4 { "veth2" . 10.9.0.3 }',
+      'add element bridge t ep_src4 { "veth2" . 02:00:00:00:00:03 . 10.9.0.3 }',
     ],
   );
 });
@@ -75,15 +82,19 @@ test('addEndpoint() with other values re-pins in one script; removeEndpoint() on
     'delete element bridge t ep_ports { "veth1" }',
     'delete element bridge t ep_mac { "veth1" . 02:42:0a:09:00:02 }',
     'delete element bridge t ep_ip4 { "veth1" . 10.9.0.2 }',
+    'delete element bridge t ep_src4 { "veth1" . 02:42:0a:09:00:02 . 10.9.0.2 }',
     'delete element bridge t ep_ip6 { "veth1" . fd00::2 }',
+    'delete element bridge t ep_src6 { "veth1" . 02:42:0a:09:00:02 . fd00::2 }',
     'add element bridge t ep_ports { "veth1" }',
     'add element bridge t ep_mac { "veth1" . 02:42:0a:09:00:02 }',
     'add element bridge t ep_ip4 { "veth1" . 10.9.0.7 }',
+    'add element bridge t ep_src4 { "veth1" . 02:42:0a:09:00:02 . 10.9.0.7 }',
   ]);
   assert.deepEqual(lines(fw.removeEndpoint('veth1')), [
     'delete element bridge t ep_ports { "veth1" }',
     'delete element bridge t ep_mac { "veth1" . 02:42:0a:09:00:02 }',
     'delete element bridge t ep_ip4 { "veth1" . 10.9.0.7 }',
+    'delete element bridge t ep_src4 { "veth1" . 02:42:0a:09:00:02 . 10.9.0.7 }',
   ]);
   assert.deepEqual(fw.removeEndpoint('veth1'), []);
   assert.equal(fw.endpoint('veth1'), undefined);
@@ -99,7 +110,9 @@ test('addEndpoint() gives element changes with the shape each set declares, one 
       ['add', 'ep_ports', 'ifname', 1],
       ['add', 'ep_mac', 'ifname . ether_addr', 1],
       ['add', 'ep_ip4', 'ifname . ipv4_addr', 1],
+      ['add', 'ep_src4', 'ifname . ether_addr . ipv4_addr', 1],
       ['add', 'ep_ip6', 'ifname . ipv6_addr', 1],
+      ['add', 'ep_src6', 'ifname . ether_addr . ipv6_addr', 1],
     ],
   );
   assert.ok(changes.every((c) => !c.shape.interval && c.shape.data === undefined));

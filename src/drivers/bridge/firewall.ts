@@ -14,10 +14,14 @@
  *   when br_netfilter is not loaded (then bridged frames never reach the inet forward hook).
  *   This kernel has no `meta ibrname` (nft_meta_bridge), hence per-port elements.
  * - anti-spoofing, in the `bridge` family's prerouting (frames as they enter from a port, those
- *   to the gateway itself included): a container port (`ep_ports`) may only send with its own
- *   MAC (`ep_mac`), its IPv4 address (`ep_ip4`), ARP (Ethernet/IPv4) naming its own MAC and
- *   address or 0.0.0.0 (ARP probe) as sender, and IPv6 from its address (`ep_ip6`), `::` or
- *   fe80::/10 (link-local is not pinned per port). Every other frame from the port is dropped.
+ *   to the gateway itself included). The common frame, IP from a container port with its own
+ *   MAC and address, passes with one lookup (`ep_src4`/`ep_src6`: port . MAC . address); only
+ *   the rest (ARP, link-local IPv6, spoofed frames) walks the chain below, so the bridge path
+ *   costs as little over a plain Linux bridge as anti-spoofing can. A container port
+ *   (`ep_ports`) may only send with its own MAC (`ep_mac`), its IPv4 address (`ep_ip4`), ARP
+ *   (Ethernet/IPv4) naming its own MAC and address or 0.0.0.0 (ARP probe) as sender, and IPv6
+ *   from its address (`ep_ip6`), `::` or fe80::/10 (link-local is not pinned per port). Every
+ *   other frame from the port is dropped.
  * - nat: published ports are `ip daddr . l4proto . dport` (or `l4proto . dport` for every host
  *   address) → `container ip . port` maps, in prerouting (from outside and from containers) and
  *   in output (from the host itself, localhost included: the bridge gets route_localnet=1 and
@@ -113,8 +117,14 @@ function endpointElements(verb: 'add' | 'delete', t: string, e: FirewallEndpoint
     `${verb} element bridge ${t} ep_ports { ${q(e.port)} }`,
     `${verb} element bridge ${t} ep_mac { ${q(e.port)} . ${e.mac} }`,
   ];
-  if (e.ipv4) out.push(`${verb} element bridge ${t} ep_ip4 { ${q(e.port)} . ${e.ipv4} }`);
-  if (e.ipv6) out.push(`${verb} element bridge ${t} ep_ip6 { ${q(e.port)} . ${e.ipv6} }`);
+  if (e.ipv4) {
+    out.push(`${verb} element bridge ${t} ep_ip4 { ${q(e.port)} . ${e.ipv4} }`);
+    out.push(`${verb} element bridge ${t} ep_src4 { ${q(e.port)} . ${e.mac} . ${e.ipv4} }`);
+  }
+  if (e.ipv6) {
+    out.push(`${verb} element bridge ${t} ep_ip6 { ${q(e.port)} . ${e.ipv6} }`);
+    out.push(`${verb} element bridge ${t} ep_src6 { ${q(e.port)} . ${e.mac} . ${e.ipv6} }`);
+  }
   return out;
 }
 
@@ -254,13 +264,16 @@ table bridge ${t} {
   set ep_mac { type ifname . ether_addr; }
   set ep_ip4 { type ifname . ipv4_addr; }
   set ep_ip6 { type ifname . ipv6_addr; }
+  set ep_src4 { type ifname . ether_addr . ipv4_addr; }
+  set ep_src6 { type ifname . ether_addr . ipv6_addr; }
   chain forward {
     type filter hook forward priority filter; policy accept;
-    iifname @icc_off ether type ip drop
-    iifname @icc_off ether type ip6 drop
+    iifname @icc_off ether type { ip, ip6 } drop
   }
   chain prerouting {
     type filter hook prerouting priority filter; policy accept;
+    iifname . ether saddr . ip saddr @ep_src4 accept
+    iifname . ether saddr . ip6 saddr @ep_src6 accept
     iifname @ep_ports jump antispoof
   }
   chain antispoof {
