@@ -180,11 +180,13 @@ test(
       const mac = JSON.parse(
         (await exec(c1.ns, ['ip', '-j', 'link', 'show', 'eth0'], { check: true })).stdout,
       )[0].address as string;
-      // Without its ep_mac element every frame from c1's port is dropped as spoofed.
+      // Without its ep_mac element ARP from c1's port is dropped as spoofed (its IP frames still
+      // pass the ep_src4 fast path): restored means the element is back and traffic flows.
+      const macBack = (): Promise<boolean> => setHas('bridge', 'ep_mac', `"${v1}" . ${mac}`);
       await restore(
         'anti-spoofing MAC element deleted',
         ['nft', `delete element bridge cnm ep_mac { "${v1}" . ${mac} }`],
-        async () => (await c1Reachable()) && (await c2ToC1()),
+        async () => (await macBack()) && (await c1Reachable()) && (await c2ToC1()),
       );
       // Without its ep_ports element the port is unchecked: nothing breaks, so look at the set.
       await restore(
@@ -209,7 +211,11 @@ test(
           'nft',
           `delete element bridge cnm ep_mac { "${v1}" . ${mac} }; add element bridge cnm ep_mac { "${v1}" . 02:00:00:00:00:01 }`,
         ],
-        async () => (await c1Reachable()) && (await c2ToC1()),
+        async () =>
+          (await macBack()) &&
+          !(await setHas('bridge', 'ep_mac', '02:00:00:00:00:01')) &&
+          (await c1Reachable()) &&
+          (await c2ToC1()),
       );
 
       // The policy table (inet cnm_policy): c1 (app=web) takes port 80 only from c2
