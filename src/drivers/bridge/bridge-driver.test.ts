@@ -16,7 +16,7 @@ import type { BridgeOptions } from './options.js';
 
 function setup(extra: Partial<BridgeDriverConfig> = {}) {
   const kernel = new FakeKernel({ hostLinks: ['eth0', 'up0'] });
-  const d = new BridgeDriver(kernel, {
+  const cfg: BridgeDriverConfig = {
     table: 'cnm',
     bridgePrefix: 'cnmbr-',
     defaultBridgeName: 'cnm0',
@@ -24,7 +24,8 @@ function setup(extra: Partial<BridgeDriverConfig> = {}) {
     // Every drift pass lists the elements: these tests call repairFirewall() back to back.
     elementCheckShare: Number.POSITIVE_INFINITY,
     ...extra,
-  });
+  };
+  const d = new BridgeDriver(kernel, cfg);
   const net = (bridgeName: string): DriverNetwork<BridgeOptions> => ({
     id: 'ab'.repeat(32),
     name: 'n',
@@ -35,7 +36,7 @@ function setup(extra: Partial<BridgeDriverConfig> = {}) {
     }),
     ipv4: { subnet: Prefix.parse('10.9.0.0/24') },
   });
-  return { kernel, d, net };
+  return { kernel, d, net, cfg };
 }
 
 test('ensureNetwork() refuses a host interface name and deleteNetwork() leaves it alone', async () => {
@@ -304,4 +305,42 @@ test('setVip() takes the new address away again when the nft batch fails', async
   );
   await d.setVip(n, vip);
   assert.ok((await kernel.addrList()).some((a) => a.address === '10.9.0.201'));
+});
+
+// ---- br_netfilter per bridge (`setBridgedFiltering`): the bridge's own nf_call_iptables; the
+// setting outlives a bridge re-made by drift repair and is reset on one found on at restart.
+
+test('a new bridge has br_netfilter off; setBridgedFiltering switches it', async () => {
+  const { kernel, d, net } = setup();
+  const n = net('');
+  const name = d.bridgeName(n);
+  await d.ensureNetwork(n);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, false);
+  await d.setBridgedFiltering(n, true);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, true);
+  // Re-asserted (restore, drift repair) while wanted: stays on.
+  await d.ensureNetwork(n);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, true);
+  await d.setBridgedFiltering(n, false);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, false);
+});
+
+test('a re-made bridge gets the switch back; one found on with nothing asking is turned off', async () => {
+  const { kernel, d, net, cfg } = setup();
+  const n = net('');
+  const name = d.bridgeName(n);
+  await d.ensureNetwork(n);
+  await d.setBridgedFiltering(n, true);
+  await kernel.linkDel(name);
+  await d.ensureNetwork(n);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, true, 're-made with it on');
+
+  // A fresh driver (cnmd restarted) finds the bridge on, but no policy asked for it yet.
+  const again = new BridgeDriver(kernel, cfg);
+  await again.ensureNetwork(n);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, false);
+  // Removing the network forgets the wish.
+  await d.deleteNetwork(n);
+  await d.ensureNetwork(n);
+  assert.equal((await kernel.linkGet(name))?.bridgeNfCall, false);
 });
