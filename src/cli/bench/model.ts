@@ -96,6 +96,16 @@ export type Figures = Partial<Record<MetricKey, Figure>>;
 /** Ratios per metric, oriented so that 1 means equal and below 1 means worse. */
 export type Ratios = Partial<Record<MetricKey, number>>;
 
+/**
+ * The spread of the per-repetition cnm / ceiling ratios of one metric: their lowest and
+ * highest, over `n` repetitions measured on both sides.
+ */
+export interface RatioRange {
+  min: number;
+  max: number;
+  n: number;
+}
+
 /** One mode's result. */
 export interface ModeResult {
   mode: Mode;
@@ -111,6 +121,8 @@ export interface ModeResult {
   vsHost?: Ratios;
   /** cnm against the kernel ceiling (target ≥ 0.95). */
   vsCeiling?: Ratios;
+  /** Lowest and highest per-repetition cnm / ceiling ratio (see {@link medianCoverage}). */
+  vsCeilingRange?: Partial<Record<MetricKey, RatioRange>>;
   /** Tool failures, one line each (a failed sample is left out of its figure). */
   errors?: string[];
 }

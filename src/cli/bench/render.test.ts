@@ -9,6 +9,7 @@ import {
   renderMarkdown,
   renderSvg,
   renderTable,
+  targetSummary,
 } from './render.js';
 
 function fig(...samples: number[]): Figure {
@@ -43,6 +44,7 @@ const REPORT: BenchReport = {
       ceiling: { tcpGbps: fig(13, 13.5, 14), rrP50Us: fig(19, 20, 21) },
       vsHost: { tcpGbps: 1, rrP50Us: 1 },
       vsCeiling: { tcpGbps: 13 / 13.5, rrP50Us: 20 / 21 },
+      vsCeilingRange: { tcpGbps: { min: 0.9, max: 1.02, n: 3 } },
     },
     {
       mode: 'bridge',
@@ -81,7 +83,8 @@ test('renderTable() lays out metric × mode with ratio and ceiling rows and note
   assert.match(lines[tput] ?? '', /13\.0 \[12\.0–14\.0\]\s+10\.0 \[9\.00–11\.0\]\s+skipped$/);
   assert.match(lines[tput + 1] ?? '', /× host\s+1\.00\s+0\.77\s+skipped$/);
   assert.match(lines[tput + 2] ?? '', /kernel ceiling\s+13\.5/);
-  assert.match(lines[tput + 3] ?? '', /cnm \/ ceiling\s+0\.96\s+1\.00\s+skipped$/);
+  assert.match(lines[tput + 3] ?? '', /cnm \/ ceiling\s+0\.96 \[0\.90–1\.02\]\s+1\.00\s+skipped$/);
+  assert.match(t, /^cnm \/ ceiling ≥ 0\.95 in 3 of 3 figures\.$/m);
   assert.match(t, /overlay: skipped, the daemon has no overlay driver/);
   assert.match(t, /failed sample: bridge cnm udp \(rep 1\): iperf3 failed: boom/);
 });
@@ -95,6 +98,43 @@ test('renderMarkdown() writes the machine, the command, the table and the chart 
   assert.match(md, /^\| bridge \| bridge <net> \| veth \+ bridge \|$/m);
   assert.match(md, /!\[TCP throughput, 1 stream\]\(tcpGbps\.svg\)/);
   assert.doesNotMatch(renderMarkdown(REPORT, { charts: false }), /\.svg/);
+});
+
+test('targetSummary() tells figures below the target within the spread from those beyond it', () => {
+  const host = REPORT.modes[0]!;
+  const bridge = REPORT.modes[1]!;
+  const report: BenchReport = {
+    ...REPORT,
+    modes: [
+      {
+        ...host,
+        vsCeiling: { ...host.vsCeiling, udpPps: 0.85 },
+        vsCeilingRange: { udpPps: { min: 0.74, max: 1.02, n: 5 } },
+      },
+      {
+        ...bridge,
+        vsCeiling: { tcpGbps: 1, crrPerSec: 0.8, tcp4Gbps: 0.9 },
+        vsCeilingRange: { crrPerSec: { min: 0.7, max: 0.94, n: 5 } },
+      },
+      REPORT.modes[2]!,
+    ],
+  };
+  const lines = targetSummary(report);
+  assert.equal(lines[0], 'cnm / ceiling ≥ 0.95 in 3 of 6 figures.');
+  assert.match(
+    lines[1] ?? '',
+    /reaches 0\.95 .*94% confidence\): host UDP 64 B packets 0\.85 \[0\.74–1\.02\]\.$/,
+  );
+  // A range wholly under the target, or no range at all (one repetition), is "beyond".
+  assert.equal(
+    lines[2],
+    "Below 0.95 beyond the run's spread: bridge TCP throughput, 4 streams 0.90; bridge New TCP connections 0.80 [0.70–0.94].",
+  );
+  assert.match(
+    renderMarkdown(report, { charts: false }),
+    /## Against the target\n\ncnm \/ ceiling ≥ 0\.95 in 3 of 6/,
+  );
+  assert.deepEqual(targetSummary({ ...REPORT, modes: [REPORT.modes[2]!] }), []);
 });
 
 test('renderSvg() draws two bars with whiskers per measured mode and escapes text', () => {

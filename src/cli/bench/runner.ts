@@ -20,7 +20,7 @@ import {
 import { parseCrr, parseIperf3Tcp, parseIperf3Udp, parseSockperf } from './parse.js';
 import { pause, type ClientRun, type MeasuredPath } from './path.js';
 import { ensureTools } from './proc.js';
-import { SampleSet, pairedRatios, ratios } from './stats.js';
+import { SampleSet, pairedRatioRanges, pairedRatios, ratios } from './stats.js';
 import { CLIENT_TESTS, clientArgv, type ClientTest } from './tools.js';
 
 /** What the runner reports while it works. */
@@ -226,6 +226,8 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
         ceiling: b.ceilingSamples.figures(),
       };
       r.vsCeiling = pairedRatios(b.cnmSamples, b.ceilingSamples);
+      const ranges = pairedRatioRanges(b.cnmSamples, b.ceilingSamples);
+      if (Object.keys(ranges).length > 0) r.vsCeilingRange = ranges;
       if (b.errors.length > 0) r.errors = b.errors;
       results.push(r);
     }

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SampleSet, median, pairedRatios, ratio, ratios, toFigure } from './stats.js';
+import {
+  SampleSet,
+  median,
+  medianCoverage,
+  pairedRatioRanges,
+  pairedRatios,
+  ratio,
+  ratios,
+  toFigure,
+} from './stats.js';
 
 test('median() takes the middle value, or the mean of the middle two', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -69,4 +78,40 @@ test('pairedRatios() takes the median of per-repetition ratios, so load drift ca
   y.add('udpPps', 100);
   y.add('crrPerSec', 5);
   assert.deepEqual(pairedRatios(x, y), { udpPps: 0.9 });
+});
+
+test('pairedRatioRanges() gives the lowest and highest per-repetition ratio', () => {
+  const cnm = new SampleSet();
+  const ceiling = new SampleSet();
+  for (const [rep, c, k] of [
+    [0, 9, 10],
+    [1, 8, 10],
+    [2, 11, 10],
+  ] as const) {
+    cnm.rep = rep;
+    ceiling.rep = rep;
+    cnm.add('udpPps', c);
+    ceiling.add('udpPps', k);
+    cnm.add('rrP99Us', 20);
+    ceiling.add('rrP99Us', 10 * (rep + 1));
+  }
+  // One repetition of a metric on both sides is no range.
+  cnm.add('crrPerSec', 1);
+  ceiling.add('crrPerSec', 1);
+  const r = pairedRatioRanges(cnm, ceiling);
+  assert.deepEqual(Object.keys(r).sort(), ['rrP99Us', 'udpPps']);
+  assert.ok(
+    Math.abs((r.udpPps?.min ?? 0) - 0.8) < 1e-9 && Math.abs((r.udpPps?.max ?? 0) - 1.1) < 1e-9,
+  );
+  assert.equal(r.udpPps?.n, 3);
+  // Latency is oriented like the ratio: reference / cnm.
+  assert.ok(
+    Math.abs((r.rrP99Us?.min ?? 0) - 0.5) < 1e-9 && Math.abs((r.rrP99Us?.max ?? 0) - 1.5) < 1e-9,
+  );
+});
+
+test('medianCoverage() is 1 - 2 * 0.5^n', () => {
+  assert.equal(medianCoverage(5), 0.9375);
+  assert.equal(medianCoverage(7), 1 - 2 / 128);
+  assert.equal(medianCoverage(1), 0);
 });

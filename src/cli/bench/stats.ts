@@ -2,7 +2,15 @@
  * Statistics of `cnm bench`: median of repetitions with min and max, and ratios oriented so
  * that 1 means "as fast as the reference". Pure: no I/O.
  */
-import { METRICS, type Figure, type Figures, type MetricKey, type Ratios } from './model.js';
+import {
+  METRICS,
+  type Figure,
+  type Figures,
+  type MetricDef,
+  type MetricKey,
+  type RatioRange,
+  type Ratios,
+} from './model.js';
 
 /**
  * The median of `samples` (mean of the middle two for an even count).
@@ -97,6 +105,17 @@ export class SampleSet {
   }
 }
 
+/** The {@link ratio}s of `a` to `b` in every repetition measured on both sides. */
+function perRepRatios(a: SampleSet, b: SampleSet, m: MetricDef): number[] {
+  const pb = b.byRep(m.key);
+  const per: number[] = [];
+  for (const [rep, v] of a.byRep(m.key)) {
+    const r = ratio(v, pb.get(rep), m.higherIsBetter);
+    if (Number.isFinite(r)) per.push(r);
+  }
+  return per;
+}
+
 /**
  * `a` against `b` as the median of per-repetition {@link ratio}s: in each repetition both sides
  * ran back to back, so a change of the machine's load between repetitions (other work on a
@@ -111,15 +130,38 @@ export function pairedRatios(a: SampleSet, b: SampleSet): Ratios {
   const fa = a.figures();
   const fb = b.figures();
   for (const m of METRICS) {
-    const pb = b.byRep(m.key);
-    const per: number[] = [];
-    for (const [rep, v] of a.byRep(m.key)) {
-      const r = ratio(v, pb.get(rep), m.higherIsBetter);
-      if (Number.isFinite(r)) per.push(r);
-    }
+    const per = perRepRatios(a, b, m);
     const r =
       per.length > 0 ? median(per) : ratio(fa[m.key]?.median, fb[m.key]?.median, m.higherIsBetter);
     if (Number.isFinite(r)) out[m.key] = r;
   }
   return out;
+}
+
+/**
+ * The lowest and highest per-repetition ratio of `a` to `b` per metric, for metrics with at
+ * least two repetitions measured on both sides: with n such repetitions, [min, max] holds the
+ * true median ratio with probability {@link medianCoverage}(n), whatever the noise's shape.
+ */
+export function pairedRatioRanges(
+  a: SampleSet,
+  b: SampleSet,
+): Partial<Record<MetricKey, RatioRange>> {
+  const out: Partial<Record<MetricKey, RatioRange>> = {};
+  for (const m of METRICS) {
+    const per = perRepRatios(a, b, m);
+    if (per.length >= 2)
+      out[m.key] = { min: Math.min(...per), max: Math.max(...per), n: per.length };
+  }
+  return out;
+}
+
+/**
+ * The confidence that the lowest and highest of n independent samples enclose the median of
+ * the distribution they come from: 1 − 2 · 0.5ⁿ (the chance that not all n fall on one side).
+ *
+ * @example medianCoverage(5) === 0.9375
+ */
+export function medianCoverage(n: number): number {
+  return n < 2 ? 0 : 1 - 2 * 0.5 ** n;
 }
