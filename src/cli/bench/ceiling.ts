@@ -101,9 +101,9 @@ export class Ceiling {
         const ns = await this.#addNetns('lo', signal);
         // cnm's host network is a namespace that NATs containers, as every host running them
         // with NAT does (dockerd's and netavark's too): one masquerade rule registers the
-        // kernel's conntrack and NAT hooks, which every local packet then passes (5-10% of
-        // loopback round trips and UDP here: bench/nat-hooks.ts). A bare namespace would
-        // measure the price of NAT itself, not what cnm adds.
+        // kernel's conntrack and NAT hooks, which every local packet then passes (a few
+        // percent of loopback round trips and UDP here: bench/nat-hooks.ts). A bare namespace
+        // would charge the price of NAT itself to cnm.
         await this.#nft(
           ns,
           [

@@ -132,7 +132,7 @@ test('targetSummary() tells figures below the target within the spread from thos
   );
   assert.match(
     renderMarkdown(report, { charts: false }),
-    /## Against the target\n\ncnm \/ ceiling ≥ 0\.95 in 3 of 6/,
+    /## Against the target\n\ncnm \/ ceiling ≥ 0\.95 in 3 of 6 figures\.\n\nBelow, but/,
   );
   assert.deepEqual(targetSummary({ ...REPORT, modes: [REPORT.modes[2]!] }), []);
 });

@@ -223,7 +223,10 @@ export function renderMarkdown(report: BenchReport, opts: { charts: boolean }): 
     ...rows.map((r) => `| ${r.cells.map((c) => mdEscape(c.trim())).join(' | ')} |`),
   ];
   const summary = targetSummary(report);
-  if (summary.length > 0) lines.push('', '## Against the target', '', ...summary);
+  if (summary.length > 0) {
+    lines.push('', '## Against the target');
+    for (const l of summary) lines.push('', l);
+  }
   lines.push(
     '',
     '## Paths',
