@@ -1,8 +1,8 @@
 /**
  * What the kernel's NAT costs local traffic: loopback in a bare namespace against loopback in a
- * namespace with one masquerade rule (which turns on conntrack and registers the NAT hooks that
- * every local packet then passes), the two measured back to back in each repetition, in a
- * random order. This is why `cnm bench`'s host ceiling is a namespace that NATs: cnm's host
+ * namespace with `cnm bench`'s host-ceiling masquerade rule (which turns on conntrack and
+ * registers the NAT hooks that every local packet then passes), the two measured back to back
+ * in each repetition, in a random order. This is why `cnm bench`'s host ceiling is a namespace that NATs: cnm's host
  * network is one, as is every host running containers with NAT, and a bare namespace would
  * charge the price of NAT itself to cnm.
  *
@@ -12,6 +12,7 @@
  *
  * Run: node --import tsx bench/nat-hooks.ts [--repeat 8] [--duration 3]
  */
+import { NAT_HOST_RULESET } from '../src/cli/bench/ceiling.js';
 import { parseIperf3Udp, parseSockperf } from '../src/cli/bench/parse.js';
 import { mustRun, runProc, startBackground, type BackgroundProc } from '../src/cli/bench/proc.js';
 import { median } from './stats.js';
@@ -27,15 +28,7 @@ const PREFIX = `cnmb-nat-${process.pid}`;
 const SIDES = { bare: `${PREFIX}-bare`, nat: `${PREFIX}-nat` } as const;
 type Side = keyof typeof SIDES;
 
-const NAT_RULESET = [
-  'table ip cnmbench {',
-  '  chain postrouting {',
-  '    type nat hook postrouting priority srcnat; policy accept;',
-  '    ip saddr 10.231.9.0/24 oifname != "lo" masquerade',
-  '  }',
-  '}',
-  '',
-].join('\n');
+const NAT_RULESET = `${NAT_HOST_RULESET.join('\n')}\n`;
 
 const inNs = (side: Side, argv: string[]): string[] => [
   'nsenter',

@@ -32,6 +32,19 @@ export const CEILING_DESCRIPTIONS: Record<Mode, string> = {
   overlay: 'VXLAN (VNI 42, MTU 1450) over a veth between two netns, bridged to two more',
 };
 
+/**
+ * The host ceiling's NAT: one masquerade rule, for a source subnet not on the path, turns on the
+ * kernel's conntrack and NAT hooks in the namespace (bench/nat-hooks.ts measures it alone).
+ */
+export const NAT_HOST_RULESET: readonly string[] = [
+  'table ip cnmbench {',
+  '  chain postrouting {',
+  '    type nat hook postrouting priority srcnat; policy accept;',
+  '    ip saddr 10.231.9.0/24 oifname != "lo" masquerade',
+  '  }',
+  '}',
+];
+
 /** Builds, measures through and tears down the ceiling paths of one bench run. */
 export class Ceiling {
   readonly #prefix: string;
@@ -56,7 +69,7 @@ export class Ceiling {
     return name;
   }
 
-  async #nft(ns: string, ruleset: string[], signal: AbortSignal): Promise<void> {
+  async #nft(ns: string, ruleset: readonly string[], signal: AbortSignal): Promise<void> {
     await mustRun(['nsenter', `--net=${NETNS_DIR}/${ns}`, '--', 'nft', '-f', '-'], {
       input: `${ruleset.join('\n')}\n`,
       signal,
@@ -104,18 +117,7 @@ export class Ceiling {
         // kernel's conntrack and NAT hooks, which every local packet then passes (a few
         // percent of loopback round trips and UDP here: bench/nat-hooks.ts). A bare namespace
         // would charge the price of NAT itself to cnm.
-        await this.#nft(
-          ns,
-          [
-            'table ip cnmbench {',
-            '  chain postrouting {',
-            '    type nat hook postrouting priority srcnat; policy accept;',
-            '    ip saddr 10.231.9.0/24 oifname != "lo" masquerade',
-            '  }',
-            '}',
-          ],
-          signal,
-        );
+        await this.#nft(ns, NAT_HOST_RULESET, signal);
         await this.#startServers(ns, '127.0.0.1', signal);
         return { description, target: targetAt('127.0.0.1'), runClient: this.#client(ns) };
       }
