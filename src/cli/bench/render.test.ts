@@ -125,10 +125,15 @@ test('targetSummary() tells figures below the target within the spread from thos
     lines[1] ?? '',
     /reaches 0\.95 .*94% confidence\): host UDP 64 B packets 0\.85 \[0\.74–1\.02\]\.$/,
   );
-  // A range wholly under the target, or no range at all (one repetition), is "beyond".
+  // A range wholly under the target is "beyond"; a figure without a range (one repetition)
+  // cannot be judged.
   assert.equal(
     lines[2],
-    "Below 0.95 beyond the run's spread: bridge TCP throughput, 4 streams 0.90; bridge New TCP connections 0.80 [0.70–0.94].",
+    "Below 0.95 beyond the run's spread: bridge New TCP connections 0.80 [0.70–0.94].",
+  );
+  assert.equal(
+    lines[3],
+    'Below 0.95 in one repetition (no spread to judge them by): bridge TCP throughput, 4 streams 0.90.',
   );
   assert.match(
     renderMarkdown(report, { charts: false }),

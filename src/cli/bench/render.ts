@@ -54,12 +54,14 @@ function formatVsCeiling(m: ModeResult, key: MetricKey): string {
 /**
  * How the measured figures stand against the cnm / ceiling target: how many meet it, and for
  * each one below, whether its per-repetition range still reaches the target (this run cannot
- * tell it from the ceiling) or lies wholly under it (below beyond the run's spread).
+ * tell it from the ceiling) or lies wholly under it (below beyond the run's spread); with one
+ * repetition there is no range to tell.
  */
 export function targetSummary(report: BenchReport): string[] {
   let total = 0;
   const within: string[] = [];
   const beyond: string[] = [];
+  const single: string[] = [];
   let n = 0;
   for (const m of report.modes) {
     for (const def of METRICS) {
@@ -69,14 +71,15 @@ export function targetSummary(report: BenchReport): string[] {
       if (r >= CEILING_TARGET) continue;
       const range = m.vsCeilingRange?.[def.key];
       const what = `${m.mode} ${def.label} ${formatVsCeiling(m, def.key)}`;
-      if (range !== undefined && range.max >= CEILING_TARGET) {
+      if (range === undefined) single.push(what);
+      else if (range.max >= CEILING_TARGET) {
         within.push(what);
         n = Math.max(n, range.n);
       } else beyond.push(what);
     }
   }
   if (total === 0) return [];
-  const met = total - within.length - beyond.length;
+  const met = total - within.length - beyond.length - single.length;
   const out = [`cnm / ceiling ≥ ${CEILING_TARGET} in ${met} of ${total} figures.`];
   if (within.length > 0) {
     out.push(
@@ -87,6 +90,12 @@ export function targetSummary(report: BenchReport): string[] {
   }
   if (beyond.length > 0) {
     out.push(`Below ${CEILING_TARGET} beyond the run's spread: ${beyond.join('; ')}.`);
+  }
+  if (single.length > 0) {
+    out.push(
+      `Below ${CEILING_TARGET} in one repetition (no spread to judge them by): ` +
+        `${single.join('; ')}.`,
+    );
   }
   return out;
 }
