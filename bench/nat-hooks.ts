@@ -2,9 +2,9 @@
  * What the kernel's NAT costs local traffic: loopback in a bare namespace against loopback in a
  * namespace with `cnm bench`'s host-ceiling masquerade rule (which turns on conntrack and
  * registers the NAT hooks that every local packet then passes), the two measured back to back
- * in each repetition, in a random order. This is why `cnm bench`'s host ceiling is a namespace that NATs: cnm's host
- * network is one, as is every host running containers with NAT, and a bare namespace would
- * charge the price of NAT itself to cnm.
+ * in each repetition, in a random order. This is why `cnm bench`'s host ceiling is a namespace
+ * that NATs: cnm's host network is one, as is every host running containers with NAT, and a
+ * bare namespace would charge the price of NAT itself to cnm.
  *
  * Metrics: TCP round trip p50 (sockperf ping-pong, 64 B) and UDP 64 B packets/s received
  * (iperf3), as `cnm bench` measures them. Builds two namespaces of its own (`cnmb-nat-<pid>-*`),

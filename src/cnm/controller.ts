@@ -2015,8 +2015,9 @@ export class Controller implements ControllerApi {
 
   /**
    * Makes the container's directory, writes its hostname, hosts and resolv.conf (bind-mounted
-   * over /etc) and creates its log, at every start: a container that never ran has none of them. Small files, written
-   * synchronously: through the thread pool each write costs more than the write itself.
+   * over /etc) and creates its log, at every start: a container that never ran has none of
+   * them. Small files, written synchronously: through the thread pool each write costs more
+   * than the write itself.
    */
   async #writeFiles(ctr: LiveContainer): Promise<void> {
     const r = ctr.rec;

@@ -36,7 +36,17 @@ function setup(extra: Partial<BridgeDriverConfig> = {}) {
     }),
     ipv4: { subnet: Prefix.parse('10.9.0.0/24') },
   });
-  return { kernel, d, net, cfg };
+  /** An endpoint in sandbox /run/test/sb1: host end `veth<xx>1`, address 10.9.0.<host>. */
+  const endpoint = (xx: string, host: number): DriverEndpoint => ({
+    id: xx.repeat(32),
+    ns: '/run/test/sb1',
+    ifName: 'eth0',
+    hostIfName: `veth${xx}1`,
+    mac: MAC.parse(`02:42:0a:09:00:${host.toString(16).padStart(2, '0')}`),
+    ipv4: { address: IP.parse(`10.9.0.${host}`), prefixLen: 24 },
+    gatewayEndpoint: true,
+  });
+  return { kernel, d, net, cfg, endpoint };
 }
 
 test('ensureNetwork() refuses a host interface name and deleteNetwork() leaves it alone', async () => {
@@ -176,20 +186,12 @@ test('repairFirewall() adds back missing elements, and re-loads only when more i
 });
 
 test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() unpins it', async () => {
-  const { kernel, d, net } = setup();
+  const { kernel, d, net, endpoint } = setup();
   await d.init();
   const n = net('');
   await d.ensureNetwork(n);
   await kernel.netnsAdd('/run/test/sb1');
-  const ep: DriverEndpoint = {
-    id: 'cd'.repeat(32),
-    ns: '/run/test/sb1',
-    ifName: 'eth0',
-    hostIfName: 'vethcd1',
-    mac: MAC.parse('02:42:0a:09:00:02'),
-    ipv4: { address: IP.parse('10.9.0.2'), prefixLen: 24 },
-    gatewayEndpoint: true,
-  };
+  const ep = endpoint('cd', 2);
   const pin = [
     'add element bridge cnm ep_ports { "vethcd1" }',
     'add element bridge cnm ep_mac { "vethcd1" . 02:42:0a:09:00:02 }',
@@ -237,21 +239,13 @@ test('ensureEndpoint() pins the port to its MAC and address; deleteEndpoint() un
 });
 
 test('ensureEndpoint() on an ICC-off network adds the port to icc_off in the same batch', async () => {
-  const { kernel, d, net } = setup();
+  const { kernel, d, net, endpoint } = setup();
   await d.init();
   const n = net('');
   n.options.icc = false;
   await d.ensureNetwork(n);
   await kernel.netnsAdd('/run/test/sb1');
-  const ep: DriverEndpoint = {
-    id: 'ef'.repeat(32),
-    ns: '/run/test/sb1',
-    ifName: 'eth0',
-    hostIfName: 'vethef1',
-    mac: MAC.parse('02:42:0a:09:00:03'),
-    ipv4: { address: IP.parse('10.9.0.3'), prefixLen: 24 },
-    gatewayEndpoint: true,
-  };
+  const ep = endpoint('ef', 3);
   const from = kernel.nftElementBatches.length;
   await d.ensureEndpoint(n, ep);
   const added = kernel.nftElementBatches.slice(from);

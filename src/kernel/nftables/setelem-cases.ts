@@ -2,8 +2,8 @@
  * Element changes shared by the encoder's golden test (`setelem.test.ts`), the fixture capture
  * (`test/fixtures/nftables/capture.ts`, which records what `nft` itself sends for each) and the
  * kernel contract test (`test/integration/84-nft-elements.test.ts`). Every set shape cnm uses:
- * plain and concatenated hash keys (interface names and MACs too), concatenated intervals (pipapo), single-field intervals
- * (rbtree, also one open to the top), verdict and data maps. In order: deletes follow the adds
+ * plain and concatenated hash keys (interface names and MACs too), concatenated intervals
+ * (pipapo), single-field intervals (rbtree, also one open to the top), verdict and data maps. In order: deletes follow the adds
  * they undo.
  */
 import type { NftElementChange, NftSetShape } from '../types.js';
